@@ -1,0 +1,30 @@
+# Thin wrappers over `runner` and mvn. Every target installs what it needs.
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+JARS   := jvm/lib
+
+.PHONY: setup test demo bench clean
+
+setup: $(VENV)/.installed $(JARS)/.resolved
+
+# Re-installs only when pyproject.toml changes, so a second `make setup` takes seconds.
+$(VENV)/.installed: pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; install Python 3.11"; exit 1; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
+	touch $@
+
+# The Kafka broker and Spark's Kafka connector, resolved by mvn into git-ignored folders.
+$(JARS)/.resolved: jvm/pom.xml
+	@command -v mvn >/dev/null || { echo "error: mvn not found; install Maven 3.8+ (apt-get install maven)"; exit 1; }
+	rm -rf $(JARS)/broker $(JARS)/connector
+	mvn -q -B -f jvm/pom.xml -P broker dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory=lib/broker
+	mvn -q -B -f jvm/pom.xml -P connector dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory=lib/connector
+	touch $@
+
+test: setup
+	$(BIN)/python -m pytest tests
+
+clean:
+	rm -rf target output checkpoints checkpoints_archive .runtime

@@ -1,0 +1,170 @@
+"""Read project.yml into a Project: vars, topics, sources, model, paths and the target.
+
+Pure: reads one YAML file, touches neither Spark nor Kafka.
+"""
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from runner.errors import RunnerError
+
+PROJECT_FILE = "project.yml"
+VAR_TYPES = ("double", "int", "interval", "string", "boolean")
+_ENV_REF = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+@dataclass(frozen=True)
+class VarSpec:
+    name: str
+    type: str
+    value: Any
+
+
+@dataclass(frozen=True)
+class KafkaSource:
+    name: str
+    topic: str
+    options: dict[str, str]
+    schema: dict[str, str]  # field -> Spark SQL type, in order
+
+    def ddl(self) -> str:
+        return ", ".join(f"`{k}` {v}" for k, v in self.schema.items())
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    master: str
+    output_root: str
+    checkpoint_root: str
+    kafka: dict[str, str]            # kafka.* client options, secrets still as ${env:...}
+    spark_conf: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return str(self.kafka["bootstrap.servers"])
+
+    def kafka_options(self) -> dict[str, str]:
+        """Client options with ${env:NAME} references resolved; never write these out."""
+        return {k: resolve_env(str(v), k) for k, v in self.kafka.items()}
+
+
+@dataclass(frozen=True)
+class Project:
+    root: Path
+    name: str
+    vars: dict[str, VarSpec]
+    topics: dict[str, int]
+    sources: dict[str, KafkaSource]
+    model_path: Path
+    sql_dir: Path
+    target_dir: Path
+    runtime_dir: Path
+    target: Target
+    targets: tuple[str, ...]
+
+    @property
+    def file(self) -> Path:
+        return self.root / PROJECT_FILE
+
+    def path(self, value: str) -> str:
+        """A project-relative path made absolute; URIs (s3a://, hdfs://, file:/) stay as they are."""
+        if "://" in value or value.startswith("file:"):
+            return value
+        p = Path(value)
+        return str(p if p.is_absolute() else (self.root / p).resolve())
+
+    @property
+    def output_root(self) -> str:
+        return self.path(self.target.output_root)
+
+    @property
+    def checkpoint_root(self) -> str:
+        return self.path(self.target.checkpoint_root)
+
+
+def resolve_env(value: str, key: str = "") -> str:
+    def sub(m: re.Match) -> str:
+        name = m.group(1)
+        if name not in os.environ:
+            raise RunnerError(f"{PROJECT_FILE}: '{key}' refers to ${{env:{name}}} but {name} is not set",
+                              hint=f"export {name}=... before running")
+        return os.environ[name]
+    return _ENV_REF.sub(sub, value)
+
+
+def _need(d: dict, key: str, where: str) -> Any:
+    if not isinstance(d, dict) or key not in d:
+        raise RunnerError(f"missing '{key}' in {where}", where=PROJECT_FILE,
+                          hint=f"add '{key}:' to {where} (see the shipped project.yml)")
+    return d[key]
+
+
+def load_project(root: str | Path = ".", *, target: str | None = None, master: str | None = None) -> Project:
+    root = Path(root).resolve()
+    file = root / PROJECT_FILE
+    if not file.exists():
+        raise RunnerError(f"no {PROJECT_FILE} in {root}", hint="run the runner from the project folder or pass --project DIR")
+    try:
+        raw = yaml.safe_load(file.read_text()) or {}
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"{file}:{mark.line + 1}" if mark else str(file)
+        raise RunnerError(f"not valid YAML: {getattr(e, 'problem', e)}", where=where) from None
+
+    vars_: dict[str, VarSpec] = {}
+    for name, spec in (raw.get("vars") or {}).items():
+        if not isinstance(spec, dict) or "type" not in spec or "value" not in spec:
+            raise RunnerError(f"var '{name}' needs a type and a value, e.g. {{type: double, value: 0.9}}", where=str(file))
+        if spec["type"] not in VAR_TYPES:
+            raise RunnerError(f"var '{name}' has unknown type '{spec['type']}'", where=str(file),
+                              hint=f"use one of {', '.join(VAR_TYPES)}")
+        vars_[name] = VarSpec(name, spec["type"], spec["value"])
+
+    topics = {str(t): int((spec or {}).get("partitions", 1)) for t, spec in (raw.get("topics") or {}).items()}
+
+    sources: dict[str, KafkaSource] = {}
+    for name, spec in ((raw.get("sources") or {}).get("kafka") or {}).items():
+        sources[name] = KafkaSource(
+            name=name,
+            topic=str(_need(spec, "topic", f"sources.kafka.{name}")),
+            options={k: str(v) for k, v in (spec.get("options") or {}).items()},
+            schema={str(k): str(v) for k, v in _need(spec, "schema", f"sources.kafka.{name}").items()},
+        )
+
+    targets = raw.get("targets") or {}
+    tname = target or raw.get("default_target") or "local"
+    if tname not in targets:
+        raise RunnerError(f"unknown target '{tname}'", where=str(file),
+                          hint=f"targets defined: {', '.join(targets) or 'none'}")
+    t = targets[tname]
+    tgt = Target(
+        name=tname,
+        master=master or str(t.get("master", "local[*]")),
+        output_root=str(t.get("output_root", "output")),
+        checkpoint_root=str(t.get("checkpoint_root", "checkpoints")),
+        kafka={str(k): str(v) for k, v in _need(t, "kafka", f"targets.{tname}").items()},
+        spark_conf={str(k): str(v) for k, v in (t.get("spark_conf") or {}).items()},
+    )
+    _need(tgt.kafka, "bootstrap.servers", f"targets.{tname}.kafka")
+
+    paths = raw.get("paths") or {}
+    return Project(
+        root=root,
+        name=str(raw.get("name", root.name)),
+        vars=vars_,
+        topics=topics,
+        sources=sources,
+        model_path=root / str(raw.get("model", "models/fraud_lr")),
+        sql_dir=root / str(paths.get("sql", "sql")),
+        target_dir=root / str(paths.get("target", "target")),
+        runtime_dir=root / str(paths.get("runtime", ".runtime")),
+        target=tgt,
+        targets=tuple(targets),
+    )

@@ -1,0 +1,60 @@
+"""The SparkSession: master, the Kafka connector jars, conf, PYSPARK_PYTHON.
+
+One place builds it, so the CLI, the tests and the benchmarks start Spark the same way.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from typing import Mapping
+
+from runner.errors import RunnerError
+from runner.jars import connector_version, jars
+
+# Defaults sized for a small machine; a target's spark_conf overrides them.
+DEFAULT_CONF = {
+    "spark.sql.shuffle.partitions": "2",
+    "spark.ui.enabled": "false",
+    "spark.sql.session.timeZone": "UTC",
+    "spark.driver.memory": "2g",
+    "spark.sql.streaming.stopActiveRunOnRestart": "true",
+    # Real-time Mode needs every stage of its query scheduled at once.
+    "spark.scheduler.mode": "FAIR",
+}
+
+
+def check_versions() -> list[str]:
+    """The connector jars, after checking their version equals pyspark's."""
+    import pyspark
+
+    connector = jars("connector")
+    version = connector_version(connector)
+    if version != pyspark.__version__:
+        raise RunnerError(
+            f"Spark Kafka connector {version} does not match pyspark {pyspark.__version__}",
+            hint="keep <spark.version> in jvm/pom.xml equal to the pyspark pin in pyproject.toml, then `make setup`",
+        )
+    return [str(j) for j in connector]
+
+
+def build_session(master: str = "local[*]", *, app_name: str = "fraud-detector",
+                  conf: Mapping[str, str] | None = None, log_level: str = "WARN"):
+    """Get or create the SparkSession with the connector on its class path."""
+    # Python UDF workers must run this interpreter, or they miss the venv's packages.
+    os.environ["PYSPARK_PYTHON"] = sys.executable
+    os.environ["PYSPARK_DRIVER_PYTHON"] = sys.executable
+    from pyspark.sql import SparkSession
+
+    builder = SparkSession.builder.master(master).appName(app_name)
+    settings = {**DEFAULT_CONF, **(conf or {})}
+    settings["spark.jars"] = ",".join(check_versions() + [j for j in settings.get("spark.jars", "").split(",") if j])
+    for key, value in settings.items():
+        builder = builder.config(key, value)
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel(log_level)
+    return spark
+
+
+def session_for(project, *, app_name: str = "fraud-detector", extra: Mapping[str, str] | None = None):
+    return build_session(project.target.master, app_name=app_name,
+                         conf={**project.target.spark_conf, **(extra or {})})

@@ -1,0 +1,55 @@
+"""Shared fixtures: one SparkSession and one real Kafka broker per test session.
+
+The broker is started through the project's own code (runner.kafka_local) on a free
+port, so CI needs nothing started by hand.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def repo() -> Path:
+    return REPO
+
+
+@pytest.fixture(scope="session")
+def spark():
+    from runner.session import build_session
+
+    session = build_session("local[4]", app_name="tests",
+                            conf={"spark.sql.shuffle.partitions": "2", "spark.default.parallelism": "2"})
+    yield session
+    session.stop()
+
+
+@pytest.fixture(scope="session")
+def broker(tmp_path_factory):
+    """A real KRaft broker on a free port; yields its BrokerState."""
+    from runner import kafka_local
+
+    data_dir = tmp_path_factory.mktemp("kafka")
+    state = kafka_local.start(data_dir, kafka_local.free_port())
+    yield state
+    kafka_local.stop(data_dir)
+
+
+@pytest.fixture
+def topic(broker):
+    """A fresh topic name per test (created by whoever needs it, with its partitions)."""
+    return f"t_{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def runner_cmd():
+    """The console script of this venv, for tests that run the CLI as a user would."""
+    exe = Path(sys.executable).with_name("runner")
+    return [str(exe)] if exe.exists() else [sys.executable, "-m", "runner.cli"]
