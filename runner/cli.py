@@ -34,7 +34,7 @@ pass_ctx = click.make_pass_decorator(Context)
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.option("--project", "project_dir", default=".", show_default=True, type=click.Path(file_okay=False),
               help="Folder holding project.yml and sql/.")
-@click.option("--target", default=None, help="Target from project.yml (default: its default_target, `local`).")
+@click.option("--target", default=None, envvar="RUNNER_TARGET", help="Target from project.yml (default: its default_target, `local`).")
 @click.option("--master", default=None, help="Spark master URL, overriding the target's (e.g. spark://host:7077).")
 @click.version_option(package_name="fraud-stream")
 @click.pass_context

@@ -1,0 +1,129 @@
+"""The embedded broker is a real Kafka: clients and Spark talk to it, the CLI manages it."""
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import time
+
+import pytest
+
+from runner import kafka_local
+from runner.errors import RunnerError
+from runner.kafka_clients import ensure_topics, list_topics
+
+
+def _produce(bootstrap: str, topic: str, values: list[bytes]) -> None:
+    from kafka import KafkaProducer
+
+    producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=5)
+    for v in values:
+        producer.send(topic, v)
+    producer.flush(timeout=30)
+    producer.close()
+
+
+def test_produce_consume_round_trip(broker, topic):
+    from kafka import KafkaConsumer
+
+    ensure_topics({"bootstrap.servers": broker.bootstrap}, {topic: 1})
+    _produce(broker.bootstrap, topic, [b"hello", b"fraud"])
+    consumer = KafkaConsumer(topic, bootstrap_servers=broker.bootstrap, auto_offset_reset="earliest",
+                             consumer_timeout_ms=10000)
+    got = [m.value for m in consumer]
+    consumer.close()
+    assert got == [b"hello", b"fraud"]
+
+
+def test_ensure_topics_is_idempotent_and_keeps_partitions(broker, topic):
+    opts = {"bootstrap.servers": broker.bootstrap}
+    assert ensure_topics(opts, {topic: 3}) == [topic]
+    assert ensure_topics(opts, {topic: 3}) == []
+    from kafka import KafkaConsumer
+    consumer = KafkaConsumer(bootstrap_servers=broker.bootstrap)
+    assert len(consumer.partitions_for_topic(topic)) == 3
+    consumer.close()
+
+
+def test_spark_reads_exactly_1000_json_messages(spark, broker, topic, tmp_path):
+    ensure_topics({"bootstrap.servers": broker.bootstrap}, {topic: 2})
+    _produce(broker.bootstrap, topic, [json.dumps({"n": i}).encode() for i in range(1000)])
+    stream = (spark.readStream.format("kafka")
+              .option("kafka.bootstrap.servers", broker.bootstrap)
+              .option("subscribe", topic)
+              .option("startingOffsets", "earliest")
+              .load()
+              .selectExpr("from_json(CAST(value AS STRING), 'n INT').n AS n"))
+    out = tmp_path / "out"
+    query = (stream.writeStream.format("parquet").option("path", str(out))
+             .option("checkpointLocation", str(tmp_path / "ckpt"))
+             .trigger(availableNow=True).start())
+    assert query.awaitTermination(120)
+    rows = spark.read.parquet(str(out))
+    assert rows.count() == 1000
+    assert rows.selectExpr("count(DISTINCT n)").first()[0] == 1000
+
+
+def test_status_reports_running_broker(broker, runner_cmd, tmp_path):
+    out = subprocess.run(runner_cmd + ["kafka", "status", "--data-dir", broker.data_dir],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert f"running on {broker.bootstrap}" in out.stdout
+    assert f"pid {broker.pid}" in out.stdout
+
+
+def test_status_of_a_stopped_broker_exits_1(runner_cmd, tmp_path):
+    out = subprocess.run(runner_cmd + ["kafka", "status", "--data-dir", str(tmp_path)],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 1
+    assert "not running" in out.stdout
+
+
+def test_second_start_is_refused(broker):
+    with pytest.raises(RunnerError, match="already running"):
+        kafka_local.start(broker.data_dir, broker.port)
+
+
+def test_taken_port_gives_a_clear_error(tmp_path):
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen(1)
+        port = squatter.getsockname()[1]
+        with pytest.raises(RunnerError, match=f"port {port} on 127.0.0.1 is taken"):
+            kafka_local.start(tmp_path / "kafka", port)
+
+
+def test_cli_start_stop_leaves_no_process(runner_cmd, tmp_path):
+    data_dir = tmp_path / "kafka"
+    port = kafka_local.free_port()
+    start = subprocess.run(runner_cmd + ["kafka", "start", "--port", str(port), "--data-dir", str(data_dir),
+                                         "--no-topics"], capture_output=True, text=True, timeout=180)
+    assert start.returncode == 0, start.stderr
+    state = kafka_local.read_state(data_dir)
+    assert state is not None and state.port == port
+    assert list_topics({"bootstrap.servers": state.bootstrap}) == []
+    again = subprocess.run(runner_cmd + ["kafka", "start", "--port", str(port), "--data-dir", str(data_dir)],
+                           capture_output=True, text=True, timeout=60)
+    assert again.returncode == 1 and "already running" in again.stderr
+    stop = subprocess.run(runner_cmd + ["kafka", "stop", "--data-dir", str(data_dir)],
+                          capture_output=True, text=True, timeout=60)
+    assert stop.returncode == 0 and f"stopped (pid {state.pid})" in stop.stdout
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and kafka_local._alive(state.pid):
+        time.sleep(0.2)
+    assert not kafka_local._alive(state.pid)
+    assert kafka_local.read_state(data_dir) is None
+
+
+def test_missing_jars_tell_the_user_to_run_make_setup(tmp_path, monkeypatch):
+    from runner import jars
+    monkeypatch.setattr(jars, "JVM_LIB", tmp_path)
+    with pytest.raises(RunnerError, match="make setup"):
+        jars.jars("broker")
+
+
+def test_missing_java_is_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.delenv("JAVA_HOME", raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(RunnerError, match="java not found"):
+        kafka_local.start(tmp_path / "kafka", kafka_local.free_port())
