@@ -118,6 +118,242 @@ def kafka_status(ctx, data_dir):
     console.print(f"topics: {', '.join(topics) if topics else '(none)'}")
 
 
+# --------------------------------------------------------------------------- streaming
+
+def parse_var_options(values: tuple[str, ...]) -> dict[str, str]:
+    """`--var name=value` pairs; the values are checked against project.yml's types when rendering."""
+    out = {}
+    for item in values:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise click.BadParameter(f"expected name=value, got {item!r}", param_hint="--var")
+        out[name.strip()] = value
+    return out
+
+
+_var_opt = click.option("--var", "vars_", multiple=True, metavar="NAME=VALUE",
+                        help="Override a var from project.yml (repeatable); checked against its declared type.")
+
+
+def _compiled(ctx: Context, vars_: tuple[str, ...]):
+    from runner.compile import compile_project
+    return compile_project(ctx.project, parse_var_options(vars_))
+
+
+def _plan_table(plans) -> "Table":
+    from rich.table import Table
+
+    from runner.fingerprint import COMPATIBLE, INCOMPATIBLE, NEW
+    colour = {NEW: "cyan", COMPATIBLE: "yellow", INCOMPATIBLE: "bold red"}
+    table = Table(title="plan", show_lines=False)
+    for col in ("query", "sink", "verdict", "why"):
+        table.add_column(col, overflow="fold")
+    for p in plans:
+        style = colour.get(p.verdict.kind, "green")
+        table.add_row(p.name, f"{p.spec.sink['kind']}: {p.spec.location}",
+                      f"[{style}]{p.verdict.kind}[/]", "\n".join(p.verdict.reasons))
+    return table
+
+
+@cli.command("plan")
+@_var_opt
+@click.option("--no-spark", is_flag=True, help="Skip Spark's analysis of the models (verdicts only).")
+@pass_ctx
+def plan_cmd(ctx, vars_, no_spark):
+    """Compile, analyse every model with Spark (no data read) and say, for each query,
+    NEW / RESUME / RESUME (compatible change) / INCOMPATIBLE with its checkpoint, and why.
+
+    Exit 2 when a query is INCOMPATIBLE."""
+    from runner import apply as runtime
+
+    project = ctx.project
+    manifest = _compiled(ctx, vars_)
+    if not no_spark:
+        from runner.session import session_for
+        spark = session_for(project, app_name="fraud-detector-plan")
+        schemas = runtime.analyse(spark, project, manifest)
+        console.print(f"analysed {len(schemas)} models with Spark against the source schemas")
+    plans = runtime.plan(project, manifest, parse_var_options(vars_))
+    console.print(_plan_table(plans))
+    if any(p.verdict.refused for p in plans):
+        bad = sorted({p.spec.model for p in plans if p.verdict.refused})
+        console.print(f"apply will refuse this; to start those queries fresh: "
+                      f"runner apply {' '.join('--reset ' + m for m in bad)}")
+        sys.exit(2)
+
+
+@cli.command("apply")
+@_var_opt
+@click.option("--available-now", is_flag=True, help="Drain what is in Kafka now, then stop.")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=None, metavar="SECONDS",
+              help="Stop cleanly after this many seconds.  [default: run until Ctrl-C]")
+@click.option("--reset", "resets", multiple=True, metavar="MODEL",
+              help="Archive MODEL's checkpoints (and Parquet output) first, so its queries start fresh.")
+@click.option("--quiet", is_flag=True, help="No per-batch progress lines.")
+@pass_ctx
+def apply_cmd(ctx, vars_, available_now, timeout, resets, quiet):
+    """Start the streams: Kafka sources, fraud_prob, the models' views in DAG order, and one
+    streaming query per sink, each with its own checkpoint. Refuses INCOMPATIBLE changes
+    unless --reset. Ctrl-C (or SIGTERM) stops every query cleanly and exits 0."""
+    import threading
+
+    from runner import apply as runtime
+    from runner.kafka_clients import ensure_topics
+    from runner.session import session_for
+
+    project = ctx.project
+    manifest = _compiled(ctx, vars_)
+    for model in resets:
+        for src, dst in runtime.reset(project, manifest, model):
+            console.print(f"reset {model}: archived {src} -> {dst}")
+    plans = runtime.plan(project, manifest, parse_var_options(vars_))
+    console.print(_plan_table(plans))
+    refused = [p for p in plans if p.verdict.refused]
+    if refused:
+        models = sorted({p.spec.model for p in refused})
+        raise RunnerError(f"{len(refused)} quer{'y' if len(refused) == 1 else 'ies'} can not resume from "
+                          f"{'its' if len(refused) == 1 else 'their'} checkpoint: "
+                          + "; ".join(f"{p.name}: {p.verdict.reasons[0]}" for p in refused),
+                          hint=f"runner apply {' '.join('--reset ' + m for m in models)} "
+                               "(archives the old checkpoints; nothing is deleted)")
+    if not (project.model_path / "model_card.json").exists():
+        raise RunnerError(f"no trained model at {project.model_path}", where=str(project.file),
+                          hint="run `runner train --synthetic 50000` (or --data data/creditcard.csv)")
+    ensure_topics(project.target.kafka_options(), project.topics)
+
+    stop_event = threading.Event()
+    runtime.install_signal_handlers(stop_event)
+    spark = session_for(project)
+
+    def on_batch(progress: dict) -> None:
+        s = runtime.summarize(progress)
+        if not quiet and s["rows"]:
+            console.print(f"{s['name']:<34} batch {s['batch']:>4}: {s['rows']:>7} rows "
+                          f"{s['rows_per_s']:>9.0f} rows/s {s['duration_ms']:>6} ms"
+                          + (f"  late {s['late_rows']}" if s["late_rows"] else ""), highlight=False)
+
+    progress = runtime.ProgressLog(project.runtime_dir / "progress", on_batch)
+    spark.streams.addListener(progress.listener)
+    queries = runtime.start_queries(spark, project, manifest, plans, available_now=available_now)
+    for p in plans:
+        console.print(f"started {p.name:<34} -> {p.spec.sink['kind']}: {p.spec.location}  (checkpoint {p.checkpoint})",
+                      highlight=False)
+    try:
+        result = runtime.wait(queries, available_now=available_now, timeout_s=timeout, stop_event=stop_event)
+    finally:
+        runtime.stop_all(queries)
+    if result.error:
+        raise RunnerError(result.error, hint="fix the cause and run `runner apply` again; checkpoints resume where it stopped")
+    console.print(f"stopped ({result.stopped_by}); all {len(queries)} queries ended cleanly")
+
+
+@cli.command("reset")
+@click.argument("model")
+@pass_ctx
+def reset_cmd(ctx, model):
+    """Archive MODEL's checkpoints (and Parquet outputs) so its queries start fresh. Never deletes."""
+    from runner import apply as runtime
+
+    moved = runtime.reset(ctx.project, _compiled(ctx, ()), model)
+    for src, dst in moved:
+        console.print(f"archived {src} -> {dst}")
+    if not moved:
+        console.print(f"{model}: nothing to archive (no checkpoint yet)")
+
+
+@cli.command("status")
+@pass_ctx
+def status_cmd(ctx):
+    """Each query: checkpoint, last committed batch, offsets behind the topic end, last progress,
+    and counts of rejected and late records."""
+    from rich.table import Table
+
+    from runner.audit import audit
+    from runner.status import query_status
+
+    rows = query_status(ctx.project)
+    if not rows:
+        console.print(f"no queries yet under {ctx.project.checkpoint_root} (run `runner apply`)")
+        return
+    table = Table(title="queries")
+    for col in ("query", "last batch", "behind", "last rows/s", "last batch ms", "late rows", "checkpoint"):
+        table.add_column(col, overflow="fold")
+    for s in rows:
+        lp = s.last_progress or {}
+        table.add_row(s.name, "-" if s.last_batch is None else str(s.last_batch),
+                      "?" if s.behind is None else str(s.behind),
+                      f"{lp.get('rows_per_s', 0):.0f}" if lp else "-", str(lp.get("duration_ms", "-")),
+                      str(s.late_rows), str(s.checkpoint))
+    console.print(table)
+    rejected = audit(ctx.project, _compiled(ctx, ())).rejected_by_reason
+    console.print("rejected records: " + (", ".join(f"{k} {v}" for k, v in rejected.items()) or "none"))
+
+
+@cli.command("audit")
+@pass_ctx
+def audit_cmd(ctx):
+    """Offline audit of the Parquet outputs: alerts, true frauds among them, precision and recall
+    against the KPI totals, rejected records by reason, txn_ids written twice."""
+    from rich.table import Table
+
+    from runner.audit import audit, frame
+
+    df = frame(audit(ctx.project, _compiled(ctx, ())))
+    table = Table(title="audit of the Parquet outputs")
+    table.add_column("what")
+    table.add_column("value", justify="right")
+    for what, value in df.itertuples(index=False):
+        table.add_row(what, "-" if value is None else (f"{value:.4f}" if isinstance(value, float) else str(value)))
+    console.print(table)
+
+
+@cli.command("replay")
+@click.option("--data", type=click.Path(dir_okay=False), default=None, help="A creditcard.csv-layout file.")
+@click.option("--synthetic", type=click.IntRange(min=1), default=None, metavar="N", help="Send N synthetic rows instead.")
+@click.option("--seed", default=42, show_default=True, help="Seed of the synthetic rows.")
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="Send only the first N rows.")
+@click.option("--rate", type=float, default=None, metavar="EVENTS_PER_S", help="Events per wall-clock second.")
+@click.option("--speedup", type=float, default=None, metavar="X", help="Event-time seconds per wall-clock second.")
+@click.option("--start", "start_at", default=None, metavar="ISO_TIME",
+              help="event_time of Time=0 (UTC).  [default: now, floored to the minute]")
+@click.option("--topic", default=None, help="Topic to send to.  [default: the transactions source's topic]")
+@click.option("--bootstrap", default=None, help="Kafka bootstrap servers.  [default: the target's]")
+@pass_ctx
+def replay_cmd(ctx, data, synthetic, seed, limit, rate, speedup, start_at, topic, bootstrap):
+    """Send transactions to Kafka as JSON (all columns, a unique txn_id, event_time = start + Time).
+    Without --rate or --speedup it sends as fast as it can."""
+    from datetime import datetime, timezone
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from runner import replay
+    from runner.kafka_clients import ensure_topics
+
+    project = ctx.project
+    rows, prefix = replay.load_rows(data, synthetic, seed=seed, limit=limit)
+    options = project.target.kafka_options()
+    if bootstrap:
+        options["bootstrap.servers"] = bootstrap
+    topic = topic or project.sources["transactions"].topic
+    ensure_topics(options, {topic: project.topics.get(topic, 1)})
+    start = None
+    if start_at:
+        try:
+            start = datetime.fromisoformat(start_at.replace("Z", "+00:00"))
+        except ValueError:
+            raise click.BadParameter(f"not an ISO time: {start_at!r}", param_hint="--start") from None
+        start = start if start.tzinfo else start.replace(tzinfo=timezone.utc)
+    with Progress(TextColumn("replay"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                  console=console, transient=False) as bar:
+        task = bar.add_task("send", total=len(rows))
+        summary = replay.send(options, topic, rows, start=start, id_prefix=prefix, rate=rate, speedup=speedup,
+                              on_progress=lambda n: bar.advance(task, n))
+    console.print(f"sent {summary.sent} to {topic} in {summary.seconds:.1f}s ({summary.rate:.0f}/s), "
+                  f"errors {summary.errors}" + (f": {summary.first_error}" if summary.first_error else ""))
+    if summary.errors:
+        sys.exit(1)
+
+
 def main() -> None:
     try:
         cli.main(standalone_mode=False, prog_name="runner")

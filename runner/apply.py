@@ -1,0 +1,218 @@
+"""Plan and apply: views in DAG order, one streaming query per sink, waited on, stopped.
+
+Run-time only: it takes a compiled Manifest and never renders Jinja.
+"""
+from __future__ import annotations
+
+import json
+import signal
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from runner import checkpoints, fingerprint, sinks, sources
+from runner.errors import RunnerError
+
+
+@dataclass
+class QueryPlan:
+    spec: sinks.SinkSpec
+    checkpoint: Path
+    fingerprint: dict
+    verdict: fingerprint.Verdict
+
+    @property
+    def name(self) -> str:
+        return self.spec.query_name
+
+
+def effective_vars(project, overrides: dict[str, str] | None) -> dict:
+    from runner.render import resolve_vars
+    return {k: str(v.raw) for k, v in resolve_vars(project, overrides).items()}
+
+
+def plan(project, manifest, var_overrides: dict[str, str] | None = None) -> list[QueryPlan]:
+    """The verdict for every (model, sink) query against its checkpoint. No Spark needed."""
+    vars_ = effective_vars(project, var_overrides)
+    src = sources.source_identity(project)
+    out = []
+    for model in manifest.models:
+        for spec in sinks.specs(project, model):
+            folder = checkpoints.query_dir(project.checkpoint_root, spec.query_name)
+            fp = fingerprint.query_fingerprint(manifest, model.name, spec.sink, sources=src,
+                                               sink_location=spec.location, vars_=vars_)
+            meta = checkpoints.read_meta(folder)
+            if meta is None and checkpoints.has_progress(folder):
+                verdict = fingerprint.Verdict(fingerprint.INCOMPATIBLE, [
+                    f"{folder} holds a Spark checkpoint the runner did not write; it can not tell what it depends on"])
+            else:
+                verdict = fingerprint.verdict(meta["fingerprint"] if meta else None, fp)
+            out.append(QueryPlan(spec, folder, fp, verdict))
+    return out
+
+
+def reset(project, manifest, model_name: str) -> list[tuple[Path, Path]]:
+    """Archive the checkpoints (and Parquet outputs) of every query of one model."""
+    model = manifest.model(model_name)
+    if not model.config.sinks:
+        raise RunnerError(f"model '{model_name}' has no sinks, so no checkpoint to reset",
+                          hint="reset the models that write: " + ", ".join(m.name for m in manifest.models if m.config.sinks))
+    moved = []
+    for spec in sinks.specs(project, model):
+        output = spec.location if spec.sink["kind"] == "parquet" else None
+        moved += checkpoints.archive(project.checkpoint_root, spec.query_name, output)
+    return moved
+
+
+def create_views(spark, manifest) -> dict:
+    """Every model as a temp view, in DAG order; returns {name: DataFrame}. Errors name the file."""
+    frames = {}
+    for model in manifest.models:
+        try:
+            df = spark.sql(model.sql)
+            if model.config.watermark:
+                df = df.withWatermark(model.config.watermark["column"], model.config.watermark["delay"])
+        except Exception as e:  # AnalysisException and friends: say which model
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise RunnerError(f"Spark can not analyse this model: {first}", where=model.path,
+                              hint="check column names against the models it reads (runner compile, then target/compiled/)") from None
+        df.createOrReplaceTempView(model.name)
+        frames[model.name] = df
+    return frames
+
+
+def used_sources(manifest) -> set[tuple[str, str]]:
+    return {tuple(s) for m in manifest.models for s in m.sources}
+
+
+def analyse(spark, project, manifest) -> dict:
+    """Spark's analysis of every model over empty typed sources: {model: schema}. No data is read."""
+    import udfs
+
+    sources.register_empty(spark, project, used_sources(manifest))
+    udfs.register(spark, project.model_path, {k: v for k, v in next(iter(project.sources.values())).schema.items()})
+    return {name: df.schema for name, df in create_views(spark, manifest).items()}
+
+
+# --------------------------------------------------------------------------- running
+
+class ProgressLog:
+    """A StreamingQueryListener that appends each batch's progress to a JSON-lines file per query
+    and calls `on_batch` (for the terminal), so `status`, the dashboard and the report can read it."""
+
+    def __init__(self, folder: Path, on_batch: Callable[[dict], None] | None = None):
+        from pyspark.sql.streaming import StreamingQueryListener
+
+        self.folder = folder
+        folder.mkdir(parents=True, exist_ok=True)
+        log = self
+
+        class Listener(StreamingQueryListener):
+            def onQueryStarted(self, event):
+                pass
+
+            def onQueryProgress(self, event):
+                log.record(json.loads(event.progress.json))
+
+            def onQueryIdle(self, event):
+                pass
+
+            def onQueryTerminated(self, event):
+                pass
+
+        self.listener = Listener()
+        self.on_batch = on_batch
+        self._lock = threading.Lock()
+
+    def record(self, progress: dict) -> None:
+        with self._lock:
+            with open(self.folder / f"{progress.get('name')}.jsonl", "a") as f:
+                f.write(json.dumps(progress) + "\n")
+        if self.on_batch:
+            self.on_batch(progress)
+
+
+def summarize(progress: dict) -> dict:
+    """The numbers a person reads off one batch's progress."""
+    rows = int(progress.get("numInputRows") or 0)
+    duration = (progress.get("durationMs") or {}).get("triggerExecution") or 0
+    dropped = sum(int(op.get("numRowsDroppedByWatermark") or 0) for op in progress.get("stateOperators") or [])
+    return {"name": progress.get("name"), "batch": progress.get("batchId"), "rows": rows,
+            "rows_per_s": float(progress.get("processedRowsPerSecond") or 0.0), "duration_ms": duration,
+            "late_rows": dropped, "timestamp": progress.get("timestamp")}
+
+
+@dataclass
+class RunResult:
+    exit_code: int
+    stopped_by: str          # 'available-now', 'timeout', 'signal', 'error'
+    error: str | None = None
+
+
+def trigger_for(model, spec: sinks.SinkSpec, available_now: bool) -> dict:
+    if available_now:
+        return {"availableNow": True}
+    every = spec.sink.get("trigger") or model.config.trigger
+    return {"processingTime": every} if every else {}
+
+
+def start_queries(spark, project, manifest, plans: list[QueryPlan], *, available_now: bool,
+                  extra_source_options: dict | None = None) -> list:
+    """Register sources, fraud_prob and views, then start one query per planned sink."""
+    import udfs
+
+    sources.register_streaming(spark, project, used_sources(manifest), extra_options=extra_source_options)
+    udfs.register(spark, project.model_path, next(iter(project.sources.values())).schema)
+    frames = create_views(spark, manifest)
+    kafka_options = sources.spark_kafka_options(project)
+    queries = []
+    for p in plans:
+        model = manifest.model(p.spec.model)
+        checkpoints.write_meta(p.checkpoint, {"query": p.name, "model": model.name, "sink": p.spec.sink,
+                                              "fingerprint": p.fingerprint,
+                                              "written": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+        queries.append(sinks.start(frames[model.name], p.spec, checkpoint=str(p.checkpoint),
+                                   output_mode=model.config.output_mode,
+                                   trigger=trigger_for(model, p.spec, available_now),
+                                   kafka_options=kafka_options))
+    return queries
+
+
+def wait(queries: list, *, available_now: bool, timeout_s: float | None,
+         stop_event: threading.Event) -> RunResult:
+    """Wait until every query finished (available-now), the timeout, a signal, or a failure."""
+    deadline = time.monotonic() + timeout_s if timeout_s else None
+    while True:
+        failed = [q for q in queries if not q.isActive and q.exception() is not None]
+        if failed:
+            q = failed[0]
+            return RunResult(1, "error", f"query {q.name} failed: {str(q.exception()).strip().splitlines()[0]}")
+        if available_now and not any(q.isActive for q in queries):
+            return RunResult(0, "available-now")
+        if stop_event.is_set():
+            return RunResult(0, "signal")
+        if deadline and time.monotonic() >= deadline:
+            return RunResult(0, "timeout")
+        stop_event.wait(0.5)
+
+
+def stop_all(queries: list, timeout_s: float = 60.0) -> None:
+    for q in queries:
+        try:
+            if q.isActive:
+                q.stop()
+        except Exception:  # a query that already died has nothing left to stop
+            pass
+    deadline = time.monotonic() + timeout_s
+    for q in queries:
+        while q.isActive and time.monotonic() < deadline:
+            time.sleep(0.1)
+
+
+def install_signal_handlers(stop_event: threading.Event) -> None:
+    def handler(signum, frame):
+        stop_event.set()
+    signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGTERM, handler)

@@ -1,0 +1,86 @@
+"""Checkpoint folders: one per query, the runner's metadata beside Spark's, archive on reset.
+
+Checkpoints are data: nothing here deletes one. `archive` moves a query's checkpoint
+(and, for a Parquet sink, its output folder, whose `_spark_metadata` log is tied to the
+checkpoint's batch ids) into a timestamped archive folder.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from datetime import datetime, timezone
+from pathlib import Path
+from urllib.parse import urlparse
+
+META = "runner.json"
+
+
+def local(path: str) -> Path:
+    """A local filesystem path for a project path or a file: URI (metadata is read with Python I/O)."""
+    return Path(urlparse(path).path) if path.startswith("file:") else Path(path)
+
+
+def query_dir(checkpoint_root: str, query_name: str) -> Path:
+    return local(checkpoint_root) / query_name
+
+
+def read_meta(folder: Path) -> dict | None:
+    f = folder / META
+    return json.loads(f.read_text()) if f.exists() else None
+
+
+def write_meta(folder: Path, meta: dict) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / (META + ".tmp")
+    tmp.write_text(json.dumps(meta, indent=2, sort_keys=True))
+    os.replace(tmp, folder / META)
+
+
+def has_progress(folder: Path) -> bool:
+    """Spark has written at least one offset for this query."""
+    offsets = folder / "offsets"
+    return offsets.is_dir() and any(p.name.isdigit() for p in offsets.iterdir())
+
+
+def last_committed_batch(folder: Path) -> int | None:
+    commits = folder / "commits"
+    ids = [int(p.name) for p in commits.iterdir() if p.name.isdigit()] if commits.is_dir() else []
+    return max(ids) if ids else None
+
+
+def committed_offsets(folder: Path) -> dict[str, dict[str, int]]:
+    """{topic: {partition: next offset}} as of the last committed batch."""
+    batch = last_committed_batch(folder)
+    if batch is None:
+        return {}
+    lines = (folder / "offsets" / str(batch)).read_text().splitlines()
+    out: dict[str, dict[str, int]] = {}
+    for line in lines[2:]:  # version, batch metadata, then one line per source
+        line = line.strip()
+        if line.startswith("{"):
+            for topic, parts in json.loads(line).items():
+                out.setdefault(topic, {}).update({str(p): int(o) for p, o in parts.items()})
+    return out
+
+
+def archive_root(checkpoint_root: str) -> Path:
+    root = local(checkpoint_root)
+    return root.parent / f"{root.name}_archive"
+
+
+def archive(checkpoint_root: str, query_name: str, output_dir: str | None = None) -> list[tuple[Path, Path]]:
+    """Move the query's checkpoint (and its Parquet output) to the archive; returns (from, to) pairs."""
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+    dest = archive_root(checkpoint_root) / f"{query_name}__{stamp}"
+    moved = []
+    src = query_dir(checkpoint_root, query_name)
+    if src.exists():
+        dest.mkdir(parents=True, exist_ok=True)
+        shutil.move(str(src), str(dest / "checkpoint"))
+        moved.append((src, dest / "checkpoint"))
+    if output_dir and local(output_dir).exists():
+        dest.mkdir(parents=True, exist_ok=True)
+        shutil.move(str(local(output_dir)), str(dest / "output"))
+        moved.append((local(output_dir), dest / "output"))
+    return moved

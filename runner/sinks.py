@@ -1,0 +1,62 @@
+"""writeStream per sink kind: kafka, parquet, console, memory. Declared as data where it can be."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+
+@dataclass(frozen=True)
+class SinkSpec:
+    model: str
+    sink: dict
+    query_name: str      # <model>__<sink id>, also the checkpoint folder's name
+    location: str        # resolved Parquet path, Kafka topic, memory table, or "console"
+
+
+def sink_id(sinks: list[dict], i: int) -> str:
+    kind = sinks[i]["kind"]
+    same = [j for j, s in enumerate(sinks) if s["kind"] == kind]
+    return kind if len(same) == 1 else f"{kind}_{same.index(i) + 1}"
+
+
+def specs(project, model) -> list[SinkSpec]:
+    out = []
+    for i, sink in enumerate(model.config.sinks):
+        kind = sink["kind"]
+        location = {
+            "parquet": lambda: f"{project.output_root.rstrip('/')}/{sink.get('path', '')}",
+            "kafka": lambda: sink.get("topic", ""),
+            "memory": lambda: sink.get("name", ""),
+            "console": lambda: "console",
+        }[kind]()
+        out.append(SinkSpec(model.name, sink, f"{model.name}__{sink_id(model.config.sinks, i)}", location))
+    return out
+
+
+def _kafka_frame(df: DataFrame, sink: dict) -> DataFrame:
+    key = F.col(sink["key"]).cast("string") if sink.get("key") else F.lit(None).cast("string")
+    return df.select(key.alias("key"), F.to_json(F.struct(*[F.col(f"`{c}`") for c in df.columns])).alias("value"))
+
+
+def start(df: DataFrame, spec: SinkSpec, *, checkpoint: str, output_mode: str, trigger: dict,
+          kafka_options: dict[str, str]):
+    """Start one streaming query for one sink; `trigger` is writeStream.trigger's keyword arguments."""
+    kind = spec.sink["kind"]
+    frame = _kafka_frame(df, spec.sink) if kind == "kafka" else df
+    # A memory sink's table is named by its query; every other query by <model>__<sink>.
+    name = spec.location if kind == "memory" else spec.query_name
+    writer = (frame.writeStream.queryName(name)
+              .option("checkpointLocation", checkpoint)
+              .outputMode(output_mode)
+              .trigger(**trigger))
+    if kind == "kafka":
+        writer = writer.format("kafka").options(**kafka_options).option("topic", spec.location)
+    elif kind == "parquet":
+        writer = writer.format("parquet").option("path", spec.location)
+    elif kind == "console":
+        writer = writer.format("console").option("truncate", "false").option("numRows", 50)
+    elif kind == "memory":
+        writer = writer.format("memory")
+    return writer.start()

@@ -1,0 +1,47 @@
+"""Kafka sources as temp views: `source('kafka', name)` reads `src__kafka__<name>`."""
+from __future__ import annotations
+
+from pyspark.sql.types import (BinaryType, IntegerType, LongType, StringType, StructField, StructType,
+                               TimestampType)
+
+# The columns Spark's Kafka source gives every record.
+KAFKA_COLUMNS = StructType([
+    StructField("key", BinaryType()),
+    StructField("value", BinaryType()),
+    StructField("topic", StringType()),
+    StructField("partition", IntegerType()),
+    StructField("offset", LongType()),
+    StructField("timestamp", TimestampType()),
+    StructField("timestampType", IntegerType()),
+])
+
+
+def view_name(kind: str, name: str) -> str:
+    return f"src__{kind}__{name}"
+
+
+def spark_kafka_options(project) -> dict[str, str]:
+    """The target's kafka.* client options, secrets resolved, prefixed for Spark."""
+    return {f"kafka.{k}": v for k, v in project.target.kafka_options().items()}
+
+
+def source_identity(project) -> dict[str, dict]:
+    """What a checkpoint depends on per source (no secrets): its topic."""
+    return {f"kafka.{name}": {"topic": s.topic} for name, s in project.sources.items()}
+
+
+def register_streaming(spark, project, used: set[tuple[str, str]], *, extra_options: dict | None = None) -> None:
+    for kind, name in sorted(used):
+        src = project.sources[name]
+        reader = (spark.readStream.format("kafka")
+                  .options(**spark_kafka_options(project))
+                  .option("subscribe", src.topic)
+                  .options(**src.options)
+                  .options(**(extra_options or {})))
+        reader.load().createOrReplaceTempView(view_name(kind, name))
+
+
+def register_empty(spark, project, used: set[tuple[str, str]]) -> None:
+    """Typed empty batch frames in place of the sources: Spark analyses the SQL, no data is read."""
+    for kind, name in sorted(used):
+        spark.createDataFrame([], KAFKA_COLUMNS).createOrReplaceTempView(view_name(kind, name))

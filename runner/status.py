@@ -1,0 +1,73 @@
+"""Where each query stands: checkpoint, last committed batch, offsets behind, last progress."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from runner import checkpoints
+
+
+@dataclass
+class QueryStatus:
+    name: str
+    checkpoint: Path
+    last_batch: int | None
+    behind: int | None           # records in the source topics past the committed offsets
+    last_progress: dict | None   # summarize() of the last batch seen by `apply`
+    late_rows: int               # rows the KPI state dropped as older than the watermark
+
+
+def _progress(runtime_dir: Path, name: str) -> tuple[dict | None, int]:
+    from runner.apply import summarize
+
+    f = runtime_dir / "progress" / f"{name}.jsonl"
+    if not f.exists():
+        return None, 0
+    last, late = None, 0
+    for line in f.read_text().splitlines():
+        try:
+            s = summarize(json.loads(line))
+        except json.JSONDecodeError:
+            continue  # a line cut by a crash
+        late += s["late_rows"]
+        last = s
+    return last, late
+
+
+def end_offsets(kafka_options: dict, topics: set[str]) -> dict[str, dict[str, int]] | None:
+    """{topic: {partition: end offset}}, or None when Kafka does not answer."""
+    from kafka import KafkaConsumer, TopicPartition
+    from kafka.errors import KafkaError
+
+    from runner.kafka_clients import client_config
+    try:
+        consumer = KafkaConsumer(**client_config(kafka_options), request_timeout_ms=10000)
+    except (KafkaError, OSError):
+        return None
+    try:
+        tps = [TopicPartition(t, p) for t in topics for p in (consumer.partitions_for_topic(t) or [])]
+        ends = consumer.end_offsets(tps) if tps else {}
+        out: dict[str, dict[str, int]] = {}
+        for tp, off in ends.items():
+            out.setdefault(tp.topic, {})[str(tp.partition)] = off
+        return out
+    finally:
+        consumer.close()
+
+
+def query_status(project) -> list[QueryStatus]:
+    root = checkpoints.local(project.checkpoint_root)
+    folders = sorted(p for p in root.iterdir() if (p / checkpoints.META).exists()) if root.is_dir() else []
+    topics = {s.topic for s in project.sources.values()}
+    ends = end_offsets(project.target.kafka_options(), topics) if folders else None
+    out = []
+    for folder in folders:
+        committed = checkpoints.committed_offsets(folder)
+        behind = None
+        if ends is not None:
+            behind = sum(max(0, end - committed.get(t, {}).get(p, 0))
+                         for t, parts in ends.items() for p, end in parts.items())
+        last, late = _progress(project.runtime_dir, folder.name)
+        out.append(QueryStatus(folder.name, folder, checkpoints.last_committed_batch(folder), behind, last, late))
+    return out
