@@ -1,0 +1,157 @@
+"""`runner compile`: render every model, parse it, check it, order it, write the manifest.
+
+Compile-time only: Jinja and sqlglot, never Spark. Everything is checked in
+memory first; files are written only when the whole project compiled, the
+compiled SQL folder swapped in and the manifest renamed into place, so an
+error leaves the previous target/ as it was.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import sqlglot
+from sqlglot import exp
+from sqlglot.errors import ParseError, TokenError
+
+from runner.dialect import FraudSpark
+from runner.errors import RunnerError
+from runner.graph import find_cycle, select as select_models, topological_order
+from runner.manifest import CompiledModel, Manifest, ModelConfig  # noqa: F401  (re-exported contract)
+from runner.project import Project
+from runner.render import MACRO_DIR, RenderedModel, Renderer
+
+MANIFEST = "manifest.json"
+COMPILED = "compiled"
+
+
+def model_files(project: Project) -> dict[str, Path]:
+    """Model name (file stem) -> file, for every .sql under sql/ except sql/macros/."""
+    sql_dir = project.sql_dir
+    if not sql_dir.is_dir():
+        raise RunnerError(f"no SQL folder at {sql_dir}", hint="paths.sql in project.yml names it")
+    found: dict[str, Path] = {}
+    for file in sorted(sql_dir.rglob("*.sql")):
+        if file.relative_to(sql_dir).parts[0] == MACRO_DIR:
+            continue
+        if file.stem in found:
+            raise RunnerError(f"two models named '{file.stem}': {found[file.stem].relative_to(project.root)} "
+                              f"and {file.relative_to(project.root)}", hint="model names (file stems) must be unique")
+        found[file.stem] = file
+    return found
+
+
+def parse_sql(sql: str) -> exp.Expression:
+    """One SELECT statement in the runner's Spark dialect (raises sqlglot's errors)."""
+    statements = [s for s in sqlglot.parse(sql, read=FraudSpark) if s is not None]
+    if len(statements) != 1:
+        raise ParseError(f"a model is exactly one SELECT statement, found {len(statements)} statements")
+    if not isinstance(statements[0], exp.Query):
+        raise ParseError(f"a model is a SELECT query, found {statements[0].key.upper()}")
+    return statements[0]
+
+
+def fingerprint(tree: exp.Expression) -> str:
+    """sha256 of the parsed SQL printed canonically: formatting and comments do not change it."""
+    canonical = tree.sql(dialect=FraudSpark, comments=False, normalize=True)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _source_line(source_text: str, rendered: str, rendered_line: int) -> int:
+    """Best effort: the model-file line holding the text sqlglot stopped at (rendering shifts lines)."""
+    lines = rendered.splitlines()
+    if not 1 <= rendered_line <= len(lines):
+        return rendered_line
+    needle = lines[rendered_line - 1].strip()
+    src = source_text.splitlines()
+    hits = [i + 1 for i, line in enumerate(src) if needle and line.strip() == needle]
+    if not hits:
+        hits = [i + 1 for i, line in enumerate(src) if needle and needle in line]
+    return min(hits, key=lambda n: abs(n - rendered_line)) if hits else rendered_line
+
+
+def _parse_model(model: RenderedModel, project: Project) -> exp.Expression:
+    try:
+        return parse_sql(model.sql)
+    except (ParseError, TokenError) as e:
+        errors = getattr(e, "errors", None) or []
+        first = errors[0] if errors else {}
+        rline = first.get("line") or 1
+        source_text = (project.root / model.path).read_text()
+        line = _source_line(source_text, model.sql, rline)
+        desc = (first.get("description") or str(e).splitlines()[0]).strip()
+        near = (first.get("highlight") or "").strip()
+        raise RunnerError(f"SQL does not parse: {desc}" + (f" near '{near}'" if near else ""),
+                          where=f"{model.path}:{line}",
+                          hint=f"see the rendered SQL at target/{COMPILED}/{model.name}.sql line {rline}") from None
+
+
+def _check_cycle(rendered: dict[str, RenderedModel]) -> None:
+    deps = {name: m.refs for name, m in rendered.items()}
+    cycle = find_cycle(deps)
+    if cycle:
+        first = rendered[cycle[0]]
+        line = first.ref_lines.get(cycle[1], 0)
+        raise RunnerError(f"models form a cycle: {' -> '.join(cycle)}", where=f"{first.path}:{line}",
+                          hint="a model can not depend on itself, directly or through other models")
+
+
+def compile_project(project: Project, var_overrides: dict[str, str] | None = None,
+                    select: str | None = None, write: bool = True) -> Manifest:
+    files = model_files(project)
+    renderer = Renderer(project, var_overrides, model_names=set(files))
+    rendered = {name: renderer.render(path) for name, path in files.items()}
+    _check_cycle(rendered)
+    deps = {name: m.refs for name, m in rendered.items()}
+    chosen = select_models(deps, select)
+
+    models: list[CompiledModel] = []
+    for name in topological_order(deps):
+        if name not in chosen:
+            continue
+        r = rendered[name]
+        tree = _parse_model(r, project)
+        models.append(CompiledModel(name=r.name, path=r.path, sql=r.sql, refs=list(r.refs),
+                                    sources=list(r.sources), config=r.config, fingerprint=fingerprint(tree)))
+    manifest = Manifest(project=project.name, models=models)
+    if write:
+        write_target(project, manifest)
+    return manifest
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_target(project: Project, manifest: Manifest) -> Path:
+    """target/compiled/<model>.sql and target/manifest.json, each swapped in whole."""
+    target = project.target_dir
+    target.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=target, prefix=f".{COMPILED}."))
+    try:
+        for m in manifest.models:
+            (staging / f"{m.name}.sql").write_text(m.sql + "\n")
+        final = target / COMPILED
+        old = target / f".{COMPILED}.old"
+        if old.exists():
+            shutil.rmtree(old)
+        if final.exists():
+            final.rename(old)
+        staging.rename(final)
+        shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    path = target / MANIFEST
+    _atomic_write(path, manifest.to_json() + "\n")
+    return path

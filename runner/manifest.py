@@ -1,0 +1,154 @@
+"""What `compile` hands to the run-time: the manifest and its parts, and the rules for a model's config.
+
+Pure data: nothing here renders, parses SQL or touches Spark. The runtime reads
+models in `Manifest.models` order (dependencies first).
+"""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from runner.errors import RunnerError
+
+# Sink kinds as data: required keys, optional keys. Every sink may carry 'trigger'.
+SINK_KEYS: dict[str, tuple[set[str], set[str]]] = {
+    "kafka": ({"topic"}, {"key"}),
+    "parquet": ({"path"}, set()),
+    "console": (set(), set()),
+    "memory": ({"name"}, set()),
+}
+CONFIG_KEYS = {"sinks", "output_mode", "trigger", "watermark"}
+OUTPUT_MODES = ("append", "update", "complete")
+DURATION = re.compile(r"^\d+(\.\d+)? (second|minute|hour|day)s?$")
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_TOPIC = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    sinks: list[dict] = field(default_factory=list)
+    output_mode: str = "append"
+    trigger: str | None = None
+    watermark: dict | None = None  # {'column': str, 'delay': '2 minutes'}
+
+
+@dataclass(frozen=True)
+class CompiledModel:
+    name: str
+    path: str                       # relative to the project root
+    sql: str                        # rendered SELECT, no trailing semicolon
+    refs: list[str]
+    sources: list[tuple[str, str]]  # e.g. [('kafka', 'transactions')]
+    config: ModelConfig
+    fingerprint: str                # sha256 of the normalized parsed SQL
+
+    @property
+    def is_view(self) -> bool:
+        return not self.config.sinks
+
+
+@dataclass(frozen=True)
+class Manifest:
+    project: str
+    models: list[CompiledModel]     # topological order, dependencies first
+
+    def model(self, name: str) -> CompiledModel:
+        for m in self.models:
+            if m.name == name:
+                return m
+        raise RunnerError(f"no model named '{name}'", hint=f"models: {', '.join(m.name for m in self.models)}")
+
+    def to_dict(self) -> dict:
+        return {"project": self.project, "models": [asdict(m) for m in self.models]}
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=False)
+
+    @classmethod
+    def from_json(cls, text: str) -> "Manifest":
+        raw = json.loads(text)
+        models = [
+            CompiledModel(
+                name=m["name"], path=m["path"], sql=m["sql"], refs=list(m["refs"]),
+                sources=[tuple(s) for s in m["sources"]], config=ModelConfig(**m["config"]),
+                fingerprint=m["fingerprint"])
+            for m in raw["models"]
+        ]
+        return cls(project=raw["project"], models=models)
+
+
+def load_manifest(path: str | Path) -> Manifest:
+    p = Path(path)
+    if not p.exists():
+        raise RunnerError(f"no manifest at {p}", hint="run `runner compile` first")
+    return Manifest.from_json(p.read_text())
+
+
+def _duration(value: Any, what: str, where: str) -> str:
+    text = str(value).strip()
+    if not DURATION.match(text):
+        raise RunnerError(f"{what} must be a duration like '1 second' or '2 minutes', got {value!r}", where=where)
+    return text
+
+
+def _sink(raw: Any, where: str) -> dict:
+    if not isinstance(raw, dict) or "kind" not in raw:
+        raise RunnerError(f"each sink is a dict with a 'kind', got {raw!r}", where=where,
+                          hint=f"kinds: {', '.join(SINK_KEYS)}")
+    kind = raw["kind"]
+    if kind not in SINK_KEYS:
+        raise RunnerError(f"unknown sink kind '{kind}'", where=where, hint=f"use one of {', '.join(SINK_KEYS)}")
+    required, optional = SINK_KEYS[kind]
+    allowed = {"kind", "trigger"} | required | optional
+    unknown = sorted(set(raw) - allowed)
+    if unknown:
+        raise RunnerError(f"{kind} sink has unknown key(s) {', '.join(unknown)}", where=where,
+                          hint=f"a {kind} sink takes {', '.join(sorted(allowed))}")
+    missing = sorted(required - set(raw))
+    if missing:
+        raise RunnerError(f"{kind} sink needs {', '.join(missing)}", where=where)
+    sink = {k: str(v) for k, v in raw.items()}
+    if kind == "kafka" and not _TOPIC.match(sink["topic"]):
+        raise RunnerError(f"kafka sink topic {sink['topic']!r} is not a valid topic name", where=where)
+    if "key" in sink and not _NAME.match(sink["key"]):
+        raise RunnerError(f"kafka sink key must be a column name, got {sink['key']!r}", where=where)
+    if kind == "memory" and not _NAME.match(sink["name"]):
+        raise RunnerError(f"memory sink name must be an identifier, got {sink['name']!r}", where=where)
+    if kind == "parquet":
+        path = sink["path"]
+        if path.startswith("/") or "://" in path or ".." in Path(path).parts or not path.strip():
+            raise RunnerError(f"parquet sink path {path!r} must be relative to the target's output root", where=where)
+    if "trigger" in sink:
+        sink["trigger"] = _duration(sink["trigger"], "a sink trigger", where)
+    return sink
+
+
+def parse_config(raw: dict[str, Any], where: str) -> ModelConfig:
+    """Check what one `config(...)` call asked for; errors name the call's file:line."""
+    unknown = sorted(set(raw) - CONFIG_KEYS)
+    if unknown:
+        raise RunnerError(f"unknown config key(s) {', '.join(unknown)}", where=where,
+                          hint=f"config takes {', '.join(sorted(CONFIG_KEYS))}")
+    sinks_raw = raw.get("sinks") or []
+    if not isinstance(sinks_raw, (list, tuple)):
+        raise RunnerError("config sinks must be a list of dicts", where=where)
+    mode = raw.get("output_mode", "append")
+    if mode not in OUTPUT_MODES:
+        raise RunnerError(f"unknown output_mode {mode!r}", where=where, hint=f"use one of {', '.join(OUTPUT_MODES)}")
+    trigger = raw.get("trigger")
+    wm = raw.get("watermark")
+    if wm is not None:
+        if not isinstance(wm, dict) or set(wm) != {"column", "delay"}:
+            raise RunnerError("watermark must be {'column': ..., 'delay': ...}", where=where)
+        if not _NAME.match(str(wm["column"])):
+            raise RunnerError(f"watermark column must be a column name, got {wm['column']!r}", where=where)
+        wm = {"column": str(wm["column"]), "delay": _duration(wm["delay"], "watermark delay", where)}
+    return ModelConfig(
+        sinks=[_sink(s, where) for s in sinks_raw],
+        output_mode=mode,
+        trigger=None if trigger is None else _duration(trigger, "trigger", where),
+        watermark=wm,
+    )

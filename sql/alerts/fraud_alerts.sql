@@ -1,0 +1,10 @@
+{{ config(
+     sinks=[{'kind': 'kafka', 'topic': 'fraud_alerts', 'key': 'txn_id'},
+            {'kind': 'parquet', 'path': 'alerts'}],
+     output_mode='append',
+     trigger='1 second') }}
+
+-- The alerts, keyed by txn_id so consumers can de-duplicate (the Kafka sink is at-least-once).
+SELECT txn_id, event_time, Amount, Class, fraud_prob, is_alert, kafka_partition, kafka_offset
+FROM {{ ref('scored_transactions') }}
+WHERE is_alert

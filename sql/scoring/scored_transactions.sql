@@ -1,0 +1,15 @@
+-- Every valid transaction with its fraud probability and whether it is an alert.
+-- fraud_prob is the trained model as a SQL function; it takes the features in feature_list order.
+WITH scored AS (
+  SELECT
+    txn_id, event_time, Time, {{ feature_list() }}, Class,
+    kafka_partition, kafka_offset, kafka_timestamp,
+    fraud_prob({{ feature_list() }}) AS fraud_prob
+  FROM {{ ref('stg_transactions') }}
+)
+
+SELECT
+  *,
+  -- at the threshold counts as an alert
+  fraud_prob >= {{ var('threshold') }} AS is_alert
+FROM scored
