@@ -354,6 +354,54 @@ def replay_cmd(ctx, data, synthetic, seed, limit, rate, speedup, start_at, topic
         sys.exit(1)
 
 
+# --------------------------------------------------------------------------- compile, lineage
+
+def _sink_text(sink: dict) -> str:
+    detail = {"kafka": "topic", "parquet": "path", "memory": "name"}.get(sink["kind"])
+    text = f"{sink['kind']}:{sink[detail]}" if detail else sink["kind"]
+    return text + (f" key={sink['key']}" if sink.get("key") else "")
+
+
+@cli.command("compile")
+@click.option("--select", "select_model", default=None, metavar="MODEL",
+              help="Compile this model and the models it depends on.")
+@_var_opt
+@pass_ctx
+def compile_cmd(ctx, select_model, vars_):
+    """Render every model to target/compiled/, check it, and write target/manifest.json."""
+    from rich.table import Table
+
+    from runner.compile import MANIFEST, compile_project
+
+    manifest = compile_project(ctx.project, parse_var_options(vars_), select=select_model)
+    table = Table(title=f"{manifest.project}: {len(manifest.models)} models", show_lines=False)
+    for col in ("model", "path", "sinks", "depends on", "fingerprint"):
+        table.add_column(col, overflow="fold")
+    for m in manifest.models:
+        deps = list(m.refs) + [f"{k}.{n}" for k, n in m.sources]
+        sinks = ", ".join(_sink_text(s) for s in m.config.sinks) or "(view)"
+        table.add_row(m.name, m.path, sinks, ", ".join(deps), m.fingerprint[:12])
+    console.print(table)
+    console.print(f"wrote {ctx.project.target_dir / MANIFEST}")
+
+
+@cli.command("lineage")
+@click.argument("target", metavar="MODEL.COLUMN")
+@_var_opt
+@pass_ctx
+def lineage_cmd(ctx, target, vars_):
+    """The upstream source columns MODEL.COLUMN comes from (e.g. fraud_alerts.fraud_prob)."""
+    from runner.compile import compile_project
+    from runner.lineage import column_lineage
+
+    model = target.split(".", 1)[0]
+    manifest = compile_project(ctx.project, parse_var_options(vars_), select=model, write=False)
+    columns = column_lineage(ctx.project, manifest, target)
+    console.print(f"{target} <- {len(columns)} source column(s):")
+    for c in columns:
+        console.print(f"  {c}", highlight=False)
+
+
 def main() -> None:
     try:
         cli.main(standalone_mode=False, prog_name="runner")
