@@ -216,3 +216,41 @@ def install_signal_handlers(stop_event: threading.Event) -> None:
         stop_event.set()
     signal.signal(signal.SIGINT, handler)
     signal.signal(signal.SIGTERM, handler)
+
+
+def preflight(project, plans: list[QueryPlan]) -> None:
+    """Everything that can be checked before Spark starts: verdicts, the model, Kafka and its topics."""
+    refused = [p for p in plans if p.verdict.refused]
+    if refused:
+        models = sorted({p.spec.model for p in refused})
+        raise RunnerError(f"{len(refused)} quer{'y' if len(refused) == 1 else 'ies'} can not resume from "
+                          f"{'its' if len(refused) == 1 else 'their'} checkpoint: "
+                          + "; ".join(f"{p.name}: {p.verdict.reasons[0]}" for p in refused),
+                          hint=f"runner apply {' '.join('--reset ' + m for m in models)} "
+                               "(archives the old checkpoints; nothing is deleted)")
+    if not (project.model_path / "model_card.json").exists():
+        raise RunnerError(f"no trained model at {project.model_path}", where=str(project.file),
+                          hint="run `runner train --synthetic 50000` (or --data data/creditcard.csv)")
+    from runner.kafka_clients import ensure_topics
+    ensure_topics(project.target.kafka_options(), project.topics)
+
+
+
+def run(spark, project, manifest, plans: list[QueryPlan], *, available_now: bool = False,
+        timeout_s: float | None = None, stop_event: threading.Event | None = None,
+        on_batch: Callable[[dict], None] | None = None, on_started: Callable[[list], None] | None = None,
+        extra_source_options: dict | None = None) -> RunResult:
+    """Start every planned query, wait, stop them all. Call `preflight` first."""
+    stop_event = stop_event or threading.Event()
+    progress = ProgressLog(project.runtime_dir / "progress", on_batch)
+    spark.streams.addListener(progress.listener)
+    queries = []
+    try:
+        queries = start_queries(spark, project, manifest, plans, available_now=available_now,
+                                extra_source_options=extra_source_options)
+        if on_started:
+            on_started(queries)
+        return wait(queries, available_now=available_now, timeout_s=timeout_s, stop_event=stop_event)
+    finally:
+        stop_all(queries)
+        spark.streams.removeListener(progress.listener)

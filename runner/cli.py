@@ -198,7 +198,6 @@ def apply_cmd(ctx, vars_, available_now, timeout, resets, quiet):
     import threading
 
     from runner import apply as runtime
-    from runner.kafka_clients import ensure_topics
     from runner.session import session_for
 
     project = ctx.project
@@ -208,22 +207,9 @@ def apply_cmd(ctx, vars_, available_now, timeout, resets, quiet):
             console.print(f"reset {model}: archived {src} -> {dst}")
     plans = runtime.plan(project, manifest, parse_var_options(vars_))
     console.print(_plan_table(plans))
-    refused = [p for p in plans if p.verdict.refused]
-    if refused:
-        models = sorted({p.spec.model for p in refused})
-        raise RunnerError(f"{len(refused)} quer{'y' if len(refused) == 1 else 'ies'} can not resume from "
-                          f"{'its' if len(refused) == 1 else 'their'} checkpoint: "
-                          + "; ".join(f"{p.name}: {p.verdict.reasons[0]}" for p in refused),
-                          hint=f"runner apply {' '.join('--reset ' + m for m in models)} "
-                               "(archives the old checkpoints; nothing is deleted)")
-    if not (project.model_path / "model_card.json").exists():
-        raise RunnerError(f"no trained model at {project.model_path}", where=str(project.file),
-                          hint="run `runner train --synthetic 50000` (or --data data/creditcard.csv)")
-    ensure_topics(project.target.kafka_options(), project.topics)
 
     stop_event = threading.Event()
     runtime.install_signal_handlers(stop_event)
-    spark = session_for(project)
 
     def on_batch(progress: dict) -> None:
         s = runtime.summarize(progress)
@@ -232,19 +218,18 @@ def apply_cmd(ctx, vars_, available_now, timeout, resets, quiet):
                           f"{s['rows_per_s']:>9.0f} rows/s {s['duration_ms']:>6} ms"
                           + (f"  late {s['late_rows']}" if s["late_rows"] else ""), highlight=False)
 
-    progress = runtime.ProgressLog(project.runtime_dir / "progress", on_batch)
-    spark.streams.addListener(progress.listener)
-    queries = runtime.start_queries(spark, project, manifest, plans, available_now=available_now)
-    for p in plans:
-        console.print(f"started {p.name:<34} -> {p.spec.sink['kind']}: {p.spec.location}  (checkpoint {p.checkpoint})",
-                      highlight=False)
-    try:
-        result = runtime.wait(queries, available_now=available_now, timeout_s=timeout, stop_event=stop_event)
-    finally:
-        runtime.stop_all(queries)
+    def on_started(queries) -> None:
+        for p in plans:
+            console.print(f"started {p.name:<34} -> {p.spec.sink['kind']}: {p.spec.location}  "
+                          f"(checkpoint {p.checkpoint})", highlight=False)
+
+    runtime.preflight(project, plans)
+    spark = session_for(project)
+    result = runtime.run(spark, project, manifest, plans, available_now=available_now, timeout_s=timeout,
+                         stop_event=stop_event, on_batch=on_batch, on_started=on_started)
     if result.error:
         raise RunnerError(result.error, hint="fix the cause and run `runner apply` again; checkpoints resume where it stopped")
-    console.print(f"stopped ({result.stopped_by}); all {len(queries)} queries ended cleanly")
+    console.print(f"stopped ({result.stopped_by}); all {len(plans)} queries ended cleanly")
 
 
 @cli.command("reset")
@@ -352,6 +337,79 @@ def replay_cmd(ctx, data, synthetic, seed, limit, rate, speedup, start_at, topic
                   f"errors {summary.errors}" + (f": {summary.first_error}" if summary.first_error else ""))
     if summary.errors:
         sys.exit(1)
+
+
+# --------------------------------------------------------------------------- train
+
+def _fmt(x, digits: int = 4) -> str:
+    return "n/a" if x is None else f"{x:.{digits}f}"
+
+
+@cli.command("train")
+@click.option("--data", type=click.Path(dir_okay=False), default=None,
+              help="A creditcard.csv-layout file (Time, V1..V28, Amount, Class).")
+@click.option("--synthetic", type=click.IntRange(min=100), default=None, metavar="N",
+              help="Train on N synthetic creditcard-shaped rows instead.")
+@click.option("--seed", default=42, show_default=True, help="Seed of the synthetic rows.")
+@click.option("--model", "kind", type=click.Choice(["lr", "gbt"]), default="lr", show_default=True,
+              help="lr: StandardScaler + LogisticRegression (the lab's); gbt: gradient-boosted trees.")
+@click.option("--name", default=None, help="Model folder name.  [default: fraud_lr / fraud_gbt]")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
+              help="Folder for models.  [default: models/ in the project]")
+@click.option("--max-iter", default=50, show_default=True, type=click.IntRange(min=1),
+              help="LogisticRegression maxIter, or the number of GBT trees.")
+@click.option("--max-depth", default=5, show_default=True, type=click.IntRange(1, 10), help="GBT tree depth.")
+@pass_ctx
+def train_cmd(ctx, data, synthetic, seed, kind, name, out_dir, max_iter, max_depth):
+    """Audit the data, fit the model, print PR-AUC, ROC-AUC and a threshold table, save it with a card."""
+    from rich.table import Table
+
+    from runner import train as training
+    from runner.session import build_session, session_for
+
+    if (data is None) == (synthetic is None):
+        raise RunnerError("give exactly one of --data PATH or --synthetic N",
+                          hint="runner train --data data/creditcard.csv  or  runner train --synthetic 100000")
+    try:
+        project = ctx.project
+    except RunnerError:
+        project = None
+    if out_dir is None:
+        out_dir = (project.root / "models") if project else Path("models")
+
+    with console.status("reading data"):
+        dataset = training.load_csv(data) if data else training.load_synthetic(synthetic, seed)
+    report = training.audit(dataset.frame)
+    audit = Table(title=f"audit: {dataset.source}", show_header=False)
+    audit.add_row("rows", f"{report['rows']:,}")
+    audit.add_row("duplicate rows", f"{report['duplicates']:,} (dropped)")
+    audit.add_row("missing cells", f"{report['missing_cells']:,}")
+    for cls, label in (("0", "normal"), ("1", "fraud")):
+        audit.add_row(f"class {cls} ({label})",
+                      f"{report['class_counts'][cls]:,} ({report['class_shares_pct'][cls]:.4f}%)")
+    console.print(audit)
+
+    with console.status("starting Spark") as status:
+        spark = (session_for(project, app_name="runner-train") if project
+                 else build_session(app_name="runner-train"))
+        result = training.train(spark, dataset, kind=kind, out_dir=out_dir, name=name,
+                                max_iter=max_iter, max_depth=max_depth,
+                                on_step=lambda msg: status.update(msg))
+    card = result.card
+    split = card["split"]
+    console.print(f"split 80/20 (seed 42): train {split['train_rows']:,} rows "
+                  f"({split['train_class_counts'].get('1', 0)} frauds), test {split['test_rows']:,} rows "
+                  f"({split['test_class_counts']['1']} frauds); fraud weight {card['class_weight']['1']:.2f}")
+    console.print(f"[bold]{card['name']}[/] ({kind}): PR-AUC {card['metrics']['pr_auc']:.4f}, "
+                  f"ROC-AUC {card['metrics']['roc_auc']:.4f} on the test part")
+    table = Table(title="threshold table (test part; alert = probability >= threshold)")
+    for column in ("threshold", "alerts", "TP", "FP", "precision", "recall", "F1"):
+        table.add_column(column, justify="right")
+    for row in card["threshold_table"]:
+        table.add_row(f"{row['threshold']:.2f}", f"{row['alerts']:,}", f"{row['tp']:,}", f"{row['fp']:,}",
+                      _fmt(row["precision"]), _fmt(row["recall"]), _fmt(row["f1"]))
+    console.print(table)
+    console.print(f"saved {result.model_dir} (pipeline/, model_card.json, {card['pr_curve']})")
 
 
 # --------------------------------------------------------------------------- compile, lineage
