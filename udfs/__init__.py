@@ -1,1 +1,54 @@
-"""Python that SQL can call by name: the model-backed fraud_prob."""
+"""Python that SQL can call by name: the model-backed fraud_prob.
+
+`register(spark, model_dir)` reads the model card that `runner train` wrote and creates
+the session's temporary SQL function
+
+    fraud_prob(V1 DOUBLE, ..., V28 DOUBLE, Amount DOUBLE) RETURNS DOUBLE
+
+compiled to a plain Spark SQL expression (Spark inlines SQL functions), so scoring runs
+in the JVM with no Python worker:
+
+- lr  (StandardScaler + LogisticRegression): 1 / (1 + exp(-(b + sum w_i (x_i - mu_i) / sd_i)))
+  from the card's scaler and coefficients;
+- gbt (GBTClassifier): the trees as nested CASE over the raw features, read from the
+  saved pipeline, through Spark's logistic link 1 / (1 + exp(-2 * margin)).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from runner.errors import RunnerError
+from udfs.card import FEATURES, PIPELINE_DIR, check_features, read_card
+from udfs.sqlgen import FUNCTION, create_function
+
+__all__ = ["FEATURES", "FUNCTION", "register", "function_sql"]
+
+
+def function_sql(model_dir: str | Path, card: dict | None = None) -> str:
+    """The CREATE TEMPORARY FUNCTION statement for the model in model_dir."""
+    model_dir = Path(model_dir)
+    card = card or read_card(model_dir)
+    try:
+        if card["kind"] == "lr":
+            from udfs.lr_sql import lr_expression
+            body = lr_expression(card["lr"])
+        else:
+            from udfs.gbt_sql import gbt_expression
+            body, _ = gbt_expression(model_dir / PIPELINE_DIR)
+    except (ValueError, KeyError, IndexError, OSError) as e:
+        raise RunnerError(f"cannot compile model {model_dir} to SQL: {e}",
+                          hint="retrain it with `runner train`") from None
+    return create_function(body)
+
+
+def register(spark, model_dir: str | Path, source_schema: dict[str, str] | None = None) -> dict:
+    """Create the temporary function fraud_prob(V1..V28, Amount) for the model in model_dir.
+
+    Refuses (RunnerError) a missing model folder, a card that is not ours, and a model
+    whose features the source_schema (field -> Spark SQL type) lacks. Returns the card.
+    """
+    model_dir = Path(model_dir)
+    card = read_card(model_dir)
+    check_features(card, source_schema, model_dir)
+    spark.sql(function_sql(model_dir, card))
+    return card

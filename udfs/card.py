@@ -1,0 +1,67 @@
+"""The model card: read it, check it against the source schema, say what is wrong.
+
+`runner train` writes `models/<name>/model_card.json` next to the Spark PipelineModel
+(`models/<name>/pipeline/`). This module only reads and validates; it never loads Spark ML.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from runner.errors import RunnerError
+
+FEATURES = [f"V{i}" for i in range(1, 29)] + ["Amount"]
+CARD_FILE = "model_card.json"
+PIPELINE_DIR = "pipeline"
+KINDS = ("lr", "gbt")
+NUMERIC_TYPES = {"DOUBLE", "FLOAT", "INT", "INTEGER", "BIGINT", "LONG", "SMALLINT", "SHORT",
+                 "TINYINT", "BYTE", "REAL"}
+
+
+def read_card(model_dir: str | Path) -> dict:
+    """The card of the model in `model_dir`, or a RunnerError saying how to get one."""
+    model_dir = Path(model_dir)
+    hint = "run `runner train --data data/creditcard.csv` (or `runner train --synthetic 100000`) first"
+    if not model_dir.is_dir():
+        raise RunnerError(f"no trained model at {model_dir}", hint=hint)
+    file = model_dir / CARD_FILE
+    if not file.is_file():
+        raise RunnerError(f"{model_dir} has no {CARD_FILE}: not a model written by `runner train`", hint=hint)
+    try:
+        card = json.loads(file.read_text())
+    except json.JSONDecodeError as e:
+        raise RunnerError(f"model card is not valid JSON: {e.msg}", where=f"{file}:{e.lineno}", hint=hint) from None
+    kind = card.get("kind")
+    if kind not in KINDS:
+        raise RunnerError(f"model card has unknown kind {kind!r}", where=str(file),
+                          hint=f"fraud_prob can be built for kinds {', '.join(KINDS)}")
+    if kind == "lr":
+        lr = card.get("lr") or {}
+        for key in ("scaler_mean", "scaler_std", "coefficients", "intercept"):
+            if key not in lr:
+                raise RunnerError(f"model card lacks lr.{key}", where=str(file), hint=hint)
+    if kind == "gbt" and not (model_dir / PIPELINE_DIR).is_dir():
+        raise RunnerError(f"no Spark pipeline at {model_dir / PIPELINE_DIR}", hint=hint)
+    return card
+
+
+def check_features(card: dict, source_schema: dict[str, str] | None, model_dir: str | Path = "") -> None:
+    """Refuse a model whose features are not fraud_prob's, or that the source cannot feed."""
+    features = list(card.get("features") or [])
+    if features != FEATURES:
+        raise RunnerError(
+            f"model {model_dir} was trained on features {features}, but fraud_prob takes {FEATURES} in that order",
+            hint="retrain with `runner train`")
+    if source_schema is None:
+        return
+    missing = [f for f in features if f not in source_schema]
+    if missing:
+        raise RunnerError(
+            f"model {model_dir} needs columns missing from the source schema: {', '.join(missing)}",
+            hint="add them to sources.kafka.<name>.schema in project.yml, or train a model on the columns you have")
+    wrong = [f"{f} ({source_schema[f]})" for f in features
+             if str(source_schema[f]).strip().upper() not in NUMERIC_TYPES
+             and not str(source_schema[f]).strip().upper().startswith("DECIMAL")]
+    if wrong:
+        raise RunnerError(f"model {model_dir} needs numeric columns, but the source has: {', '.join(wrong)}",
+                          hint="declare them DOUBLE in project.yml")
