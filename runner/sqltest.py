@@ -134,7 +134,7 @@ def load_cases(path: str | Path) -> list[SqlCase]:
 
 def check_case(spark, project: Project, case: SqlCase) -> None:
     """Run the case's model over its given rows; raise (chispa) when the result differs from expect."""
-    from chispa import assert_df_equality
+    import chispa
 
     for stmt in case.setup_sql:
         spark.sql(stmt)
@@ -152,4 +152,8 @@ def check_case(spark, project: Project, case: SqlCase) -> None:
         raise AssertionError(f"{case.name}: model '{case.model}' has no column(s) {missing}; it has {actual.columns}")
     actual = actual.select(*[f"`{c}`" for c in columns])
     expected = frame(spark, actual.schema, case.expect)
-    assert_df_equality(actual, expected, ignore_row_order=True, ignore_nullable=True)
+    try:
+        chispa.assert_df_equality(actual, expected, ignore_row_order=True, ignore_nullable=True)
+    except (chispa.DataFramesNotEqualError, chispa.SchemasNotEqualError) as e:
+        # an AssertionError, so pytest reports it as a failed expectation, not an error
+        raise AssertionError(f"{case.name} ({case.file}): model '{case.model}' differs from expect\n{e}") from None

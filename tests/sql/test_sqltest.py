@@ -1,0 +1,49 @@
+"""The YAML SQL tests can fail: each case, with one expected value changed, raises."""
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+
+from runner.project import load_project
+from runner.sqltest import check_case, load_cases, run_model, frame
+
+HERE = Path(__file__).resolve().parent
+CASES = [case for path in sorted(HERE.glob("*.yml")) for case in load_cases(path)]
+
+
+def mutated(case):
+    """The case with its first number or boolean in the expected rows changed."""
+    case = copy.deepcopy(case)
+    for row in case.expect:
+        for col, value in row.items():
+            if isinstance(value, bool):
+                row[col] = not value
+                return case
+            if isinstance(value, (int, float)):
+                row[col] = value + 1
+                return case
+    raise AssertionError(f"{case.name}: no number or boolean to change in its expected rows")
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_changed_expectation_fails(spark, repo, case):
+    with pytest.raises(AssertionError):
+        check_case(spark, load_project(repo), mutated(case))
+
+
+def test_run_model_names_missing_inputs(spark, repo):
+    from runner.errors import RunnerError
+
+    with pytest.raises(RunnerError, match="stg_parsed"):
+        run_model(spark, load_project(repo), "stg_transactions", {})
+
+
+def test_run_model_over_dataframes(spark, repo):
+    events = frame(spark, "event_time TIMESTAMP, Class INT, is_alert BOOLEAN",
+                   [{"event_time": "2026-01-01 00:00:01", "Class": 1, "is_alert": True}])
+    out = run_model(spark, load_project(repo), "kpi_per_minute", {"kpi_events": events}, vars={"window": "5 minutes"})
+    row = out.collect()[0]
+    assert (row.n_txn, row.tp, row.precision, row.recall) == (1, 1, 1.0, 1.0)
+    assert (row.window_end - row.window_start).total_seconds() == 300
