@@ -127,7 +127,11 @@ def load_project(root: str | Path = ".", *, target: str | None = None, master: s
                               hint=f"use one of {', '.join(VAR_TYPES)}")
         vars_[name] = VarSpec(name, spec["type"], spec["value"])
 
-    topics = {str(t): int((spec or {}).get("partitions", 1)) for t, spec in (raw.get("topics") or {}).items()}
+    topics = {}
+    for t, spec in (raw.get("topics") or {}).items():
+        if spec is not None and not (isinstance(spec, dict) and isinstance(spec.get("partitions", 1), int)):
+            raise RunnerError(f"topic '{t}' needs {{partitions: N}}, got {spec!r}", where=str(file))
+        topics[str(t)] = int((spec or {}).get("partitions", 1))
 
     sources: dict[str, KafkaSource] = {}
     for name, spec in ((raw.get("sources") or {}).get("kafka") or {}).items():

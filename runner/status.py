@@ -15,7 +15,8 @@ class QueryStatus:
     last_batch: int | None
     behind: int | None           # records in the source topics past the committed offsets
     last_progress: dict | None   # summarize() of the last batch seen by `apply`
-    late_rows: int               # rows the KPI state dropped as older than the watermark
+    late_rows: int               # Spark's numRowsDroppedByWatermark: counted after partial aggregation,
+                                 # so a lower bound (at least one per late window and partition)
 
 
 def _progress(runtime_dir: Path, name: str) -> tuple[dict | None, int]:

@@ -1,16 +1,10 @@
 """Fixtures for end-to-end tests: a trained model, and a copy of the project wired to the test broker."""
 from __future__ import annotations
 
-import shutil
-import subprocess
-import sys
-import uuid
 from pathlib import Path
 
 import pytest
-import yaml
-
-REPO = Path(__file__).resolve().parents[2]
+from streamkit import StreamProject
 
 
 @pytest.fixture(scope="session")
@@ -23,93 +17,6 @@ def lr_model(spark, tmp_path_factory) -> Path:
     return out / "fraud_lr"
 
 
-class StreamProject:
-    """A copy of the shipped project (project.yml + sql/) in a tmp folder, on the test broker,
-    with its own `transactions` topic so tests do not see each other's input."""
-
-    def __init__(self, root: Path, broker, model: Path, partitions: int = 2):
-        self.root = root
-        self.broker = broker
-        shutil.copytree(REPO / "sql", root / "sql")
-        raw = yaml.safe_load((REPO / "project.yml").read_text())
-        self.topic = f"transactions_{uuid.uuid4().hex[:8]}"
-        raw["sources"]["kafka"]["transactions"]["topic"] = self.topic
-        raw["topics"] = {self.topic: partitions, "fraud_alerts": 1, "fraud_kpis": 1, "transactions_rejected": 1}
-        raw["model"] = str(model)
-        raw["targets"]["local"]["kafka"]["bootstrap.servers"] = broker.bootstrap
-        self.raw = raw
-        self.write()
-
-    def write(self) -> None:
-        (self.root / "project.yml").write_text(yaml.safe_dump(self.raw, sort_keys=False))
-
-    def load(self, **kw):
-        from runner.project import load_project
-        return load_project(self.root, **kw)
-
-    def compile(self, var_overrides=None):
-        from runner.compile import compile_project
-        return compile_project(self.load(), var_overrides)
-
-    @property
-    def kafka(self) -> dict:
-        return {"bootstrap.servers": self.broker.bootstrap}
-
-    def output(self, name: str) -> Path:
-        return self.root / "output" / name
-
-    def edit_sql(self, rel: str, old: str, new: str) -> None:
-        f = self.root / "sql" / rel
-        text = f.read_text()
-        assert old in text, f"{old!r} not in {rel}"
-        f.write_text(text.replace(old, new))
-
-    def cli(self, *args: str, timeout: float = 600, **kw) -> subprocess.CompletedProcess:
-        exe = Path(sys.executable).with_name("runner")
-        return subprocess.run([str(exe), "--project", str(self.root), *args], capture_output=True, text=True,
-                              timeout=timeout, **kw)
-
-    def popen(self, *args: str, log: Path) -> subprocess.Popen:
-        exe = Path(sys.executable).with_name("runner")
-        out = open(log, "wb")
-        return subprocess.Popen([str(exe), "--project", str(self.root), *args], stdout=out, stderr=subprocess.STDOUT)
-
-
 @pytest.fixture
 def stream_project(tmp_path, broker, lr_model) -> StreamProject:
     return StreamProject(tmp_path / "project", broker, lr_model)
-
-
-def apply_in_process(spark, sp: StreamProject, *, var_overrides=None, available_now=True, timeout_s=300):
-    """`runner apply --available-now` through the Python API on the shared session (no new JVM)."""
-    from runner import apply as runtime
-
-    project = sp.load()
-    manifest = sp.compile(var_overrides)
-    plans = runtime.plan(project, manifest, var_overrides)
-    runtime.preflight(project, plans)
-    result = runtime.run(spark, project, manifest, plans, available_now=available_now, timeout_s=timeout_s)
-    return plans, result
-
-
-def reference_alerts(spark, model: Path, rows, id_prefix: str, threshold: float = 0.9) -> set[str]:
-    """txn_ids the saved PipelineModel scores at or above the threshold, in batch."""
-    from pyspark.ml import PipelineModel
-    from pyspark.ml.functions import vector_to_array
-    from pyspark.sql import functions as F
-
-    pdf = rows.copy()
-    pdf["txn_id"] = [f"{id_prefix}-{i:08d}" for i in range(len(pdf))]
-    scored = PipelineModel.load(str(model / "pipeline")).transform(spark.createDataFrame(pdf))
-    hits = scored.where(vector_to_array("probability")[1] >= F.lit(threshold)).select("txn_id")
-    return {r.txn_id for r in hits.collect()}
-
-
-def consume_keys(bootstrap: str, topic: str, prefix: str, timeout_ms: int = 8000) -> list[str]:
-    from kafka import KafkaConsumer
-
-    consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
-                             consumer_timeout_ms=timeout_ms, group_id=None)
-    keys = [m.key.decode() for m in consumer if m.key and m.key.decode().startswith(prefix)]
-    consumer.close()
-    return keys
