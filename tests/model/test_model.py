@@ -208,7 +208,7 @@ def test_zero_std_feature_drops_out(spark):
     sql = lr_expression(params)
     assert "`V4`" not in sql
     values = dict(zip(udfs.FEATURES, x))
-    got = spark.sql(f"SELECT {sql} AS p FROM (SELECT {', '.join(f'{v!r}D AS `{k}`' for k, v in values.items())})").first().p
+    got = spark.sql(f"SELECT {sql} AS p FROM (SELECT {', '.join(f'{float(v)!r}D AS `{k}`' for k, v in values.items())})").first().p
     scale = np.array([0.0 if s == 0 else 1.0 / s for s in params["scaler_std"]])
     margin = params["intercept"] + float(np.dot(params["coefficients"], (x - params["scaler_mean"]) * scale))
     assert abs(got - 1 / (1 + np.exp(-margin))) < 1e-12
@@ -261,7 +261,7 @@ def test_crash_leaves_previous_model_intact(spark, models, monkeypatch):
 
 def test_cli_train_synthetic_end_to_end(runner_cmd, repo, tmp_path):
     proc = subprocess.run(runner_cmd + ["--project", str(repo), "train", "--synthetic", "5000",
-                                        "--out", str(tmp_path)],
+                                        "--max-iter", "10", "--out", str(tmp_path)],
                           capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = proc.stdout
@@ -276,3 +276,22 @@ def test_cli_train_needs_data(runner_cmd, repo, tmp_path):
     proc = subprocess.run(runner_cmd + ["--project", str(repo), "train", "--out", str(tmp_path)],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 1 and "--data PATH or --synthetic N" in proc.stderr
+
+
+def test_csv_audit_counts_and_drops_duplicates(tmp_path):
+    from runner.synth import write_csv
+
+    path = write_csv(2_000, tmp_path / "creditcard.csv", seed=9)
+    import pandas as pd
+    df = pd.read_csv(path)
+    pd.concat([df, df.iloc[:25]]).to_csv(path, index=False)
+    data = training.load_csv(path)
+    report = training.audit(data.frame)
+    assert report["rows"] == 2_025 and report["duplicates"] == 25 and report["missing_cells"] == 0
+    assert sum(report["class_counts"].values()) == 2_025
+    assert len(data.frame.drop_duplicates()) == 2_000
+    import hashlib
+    assert data.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
+    pd.read_csv(path).drop(columns=["V14"]).to_csv(tmp_path / "bad.csv", index=False)
+    with pytest.raises(RunnerError, match="V14"):
+        training.load_csv(tmp_path / "bad.csv")
