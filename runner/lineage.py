@@ -58,6 +58,14 @@ class Lineage:
             self.columns[m.name] = {n.lower(): written.get(n.lower(), n) for n in names}
             self.schema[m.name] = {n: "STRING" for n in names}
         self._memo: dict[tuple[str, str], set[SourceColumn]] = {}
+        self._nodes: dict[str, dict] = {}
+
+    def _node(self, model: str, column: str):
+        # every output column of a model at once: sqlglot shares the work between them
+        if model not in self._nodes:
+            nodes = sqlglot_lineage(None, self.manifest.model(model).sql, schema=self.schema, dialect=FraudSpark)
+            self._nodes[model] = {k.lower(): v for k, v in nodes.items()}
+        return self._nodes[model][column.lower()]
 
     def _field(self, kind: str, name: str, column: str) -> str | None:
         fields = {f.lower(): f for f in self.project.sources[name].schema} if name in self.project.sources else {}
@@ -71,8 +79,7 @@ class Lineage:
             known = ", ".join(self.columns.get(model, {}).values())
             raise RunnerError(f"model '{model}' has no column '{column}'", hint=f"its columns: {known}")
         self._memo[key] = set()  # guards against self-reference while tracing
-        node = sqlglot_lineage(column.lower(), self.manifest.model(model).sql, schema=self.schema,
-                               dialect=FraudSpark)
+        node = self._node(model, column)
         found: set[SourceColumn] = set()
         for leaf in node.walk():
             if leaf.downstream or not isinstance(leaf.source, exp.Table):
