@@ -47,3 +47,17 @@ def test_run_model_over_dataframes(spark, repo):
     row = out.collect()[0]
     assert (row.n_txn, row.tp, row.precision, row.recall) == (1, 1, 1.0, 1.0)
     assert (row.window_end - row.window_start).total_seconds() == 300
+
+
+def test_a_one_megabyte_value_is_rejected_with_its_head_and_full_length(spark, repo):
+    from runner.sqltest import KAFKA_SOURCE_DDL
+
+    project = load_project(repo)
+    big = b'{"txn_id": "big", "pad": "' + b"x" * (1 << 20) + b'"'  # truncated JSON, 1 MB
+    source = frame(spark, KAFKA_SOURCE_DDL, [{"partition": 0, "offset": 9, "value": big}])
+    parsed = run_model(spark, project, "stg_parsed", {"kafka.transactions": source})
+    rejected = run_model(spark, project, "rejected_transactions", {"stg_parsed": parsed}).collect()
+    assert len(rejected) == 1
+    row = rejected[0]
+    assert (row.reason, row.kafka_offset, row.raw_length) == ("not_json", 9, len(big))
+    assert row.raw_value == big[:4096].decode()
