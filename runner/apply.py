@@ -42,7 +42,7 @@ def plan(project, manifest, var_overrides: dict[str, str] | None = None) -> list
         for spec in sinks.specs(project, model):
             folder = checkpoints.query_dir(project.checkpoint_root, spec.query_name)
             fp = fingerprint.query_fingerprint(manifest, model.name, spec.sink, sources=src,
-                                               sink_location=spec.location, vars_=vars_)
+                                               sink_location=spec.declared, vars_=vars_)
             meta = checkpoints.read_meta(folder)
             if meta is None and checkpoints.has_progress(folder):
                 verdict = fingerprint.Verdict(fingerprint.INCOMPATIBLE, [

@@ -13,6 +13,7 @@ class SinkSpec:
     sink: dict
     query_name: str      # <model>__<sink id>, also the checkpoint folder's name
     location: str        # resolved Parquet path, Kafka topic, memory table, or "console"
+    declared: str        # the location as project.yml and the model declare it (moves with the project)
 
 
 def sink_id(sinks: list[dict], i: int) -> str:
@@ -25,13 +26,15 @@ def specs(project, model) -> list[SinkSpec]:
     out = []
     for i, sink in enumerate(model.config.sinks):
         kind = sink["kind"]
+        declared = f"{project.target.output_root.rstrip('/')}/{sink['path']}" if kind == "parquet" else None
         location = {
             "parquet": lambda: f"{project.output_root.rstrip('/')}/{sink.get('path', '')}",
             "kafka": lambda: sink.get("topic", ""),
             "memory": lambda: sink.get("name", ""),
             "console": lambda: "console",
         }[kind]()
-        out.append(SinkSpec(model.name, sink, f"{model.name}__{sink_id(model.config.sinks, i)}", location))
+        out.append(SinkSpec(model.name, sink, f"{model.name}__{sink_id(model.config.sinks, i)}", location,
+                            declared or location))
     return out
 
 
@@ -49,8 +52,9 @@ def start(df: DataFrame, spec: SinkSpec, *, checkpoint: str, output_mode: str, t
     name = spec.location if kind == "memory" else spec.query_name
     writer = (frame.writeStream.queryName(name)
               .option("checkpointLocation", checkpoint)
-              .outputMode(output_mode)
-              .trigger(**trigger))
+              .outputMode(output_mode))
+    if trigger:  # none given: Spark's default, the next batch as soon as the last one ends
+        writer = writer.trigger(**trigger)
     if kind == "kafka":
         writer = writer.format("kafka").options(**kafka_options).option("topic", spec.location)
     elif kind == "parquet":
