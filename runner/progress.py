@@ -1,0 +1,74 @@
+"""Where a run's records are: the per-batch progress logs `apply` writes
+(.runtime/progress/<query>.jsonl) and the models' Parquet sinks.
+
+`ProgressTail` reads only what was appended since its last call, so a dashboard that
+refreshes every second does not re-read a long run's whole history.
+"""
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+
+
+def parse_time(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+class ProgressTail:
+    """Every query's batch summaries (runner.apply.summarize), read incrementally."""
+
+    def __init__(self, folder: str | Path):
+        self.folder = Path(folder)
+        self._offsets: dict[str, int] = {}
+        self.batches: dict[str, list[dict]] = {}
+
+    def poll(self) -> dict[str, list[dict]]:
+        from runner.apply import summarize
+
+        if not self.folder.is_dir():
+            return self.batches
+        for f in sorted(self.folder.glob("*.jsonl")):
+            name = f.stem
+            start = self._offsets.get(name, 0)
+            try:
+                with open(f, "rb") as fh:
+                    fh.seek(start)
+                    chunk = fh.read()
+            except OSError:
+                continue
+            end = chunk.rfind(b"\n") + 1  # a line still being written waits for the next poll
+            if end <= 0:
+                continue
+            self._offsets[name] = start + end
+            rows = self.batches.setdefault(name, [])
+            for line in chunk[:end].splitlines():
+                try:
+                    rows.append(summarize(json.loads(line)))
+                except (json.JSONDecodeError, AttributeError):
+                    continue  # a line cut by a crash
+        return self.batches
+
+
+def read_all(folder: str | Path) -> dict[str, list[dict]]:
+    """Every query's batch summaries, in order."""
+    return ProgressTail(folder).poll()
+
+
+def parquet_sinks(project, manifest=None) -> dict[str, Path]:
+    """{model: its Parquet sink folder}, from the compiled models (so a renamed path follows)."""
+    from runner import sinks
+    from runner.compile import compile_project
+
+    manifest = manifest or compile_project(project, write=False)
+    out = {}
+    for model in manifest.models:
+        for spec in sinks.specs(project, model):
+            if spec.sink["kind"] == "parquet":
+                out.setdefault(model.name, Path(spec.location))
+    return out
