@@ -173,7 +173,8 @@ def start_queries(spark, project, manifest, plans: list[QueryPlan], *, available
         checkpoints.write_meta(p.checkpoint, {"query": p.name, "model": model.name, "sink": p.spec.sink,
                                               "fingerprint": p.fingerprint,
                                               "written": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
-        queries.append(sinks.start(frames[model.name], p.spec, checkpoint=str(p.checkpoint),
+        queries.append(sinks.start(frames[model.name], p.spec,
+                                   checkpoint=checkpoints.location(project.checkpoint_root, p.name),
                                    output_mode=model.config.output_mode,
                                    trigger=trigger_for(model, p.spec, available_now),
                                    kafka_options=kafka_options))

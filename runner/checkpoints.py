@@ -11,14 +11,36 @@ import os
 import shutil
 from datetime import datetime, timezone
 from pathlib import Path
-from urllib.parse import urlparse
+from urllib.parse import unquote, urlparse
+
+from runner.errors import RunnerError
 
 META = "runner.json"
 
 
 def local(path: str) -> Path:
-    """A local filesystem path for a project path or a file: URI (metadata is read with Python I/O)."""
-    return Path(urlparse(path).path) if path.startswith("file:") else Path(path)
+    """A local filesystem path for a project path or a file: URI (metadata is read with Python I/O).
+
+    On a cluster the root is a shared filesystem every executor and the driver mount at the
+    same path (NFS, an HDFS NFS gateway, an S3 mount), named by a file:// URI. Other schemes
+    (hdfs://, s3a://) Spark could write, but the runner could not keep its metadata there."""
+    parsed = urlparse(str(path))
+    if parsed.scheme == "file":
+        return Path(unquote(parsed.path))
+    if parsed.scheme and "://" in str(path):
+        raise RunnerError(f"{path}: the runner keeps checkpoint metadata and reads Parquet outputs with "
+                          f"local file I/O, so '{parsed.scheme}://' roots are not supported",
+                          where="project.yml targets.<name>.checkpoint_root/output_root",
+                          hint="mount the shared storage on the driver and every worker at the same path "
+                               "(NFS, HDFS NFS gateway, s3 mount) and use file:///that/path (README "
+                               "\"Running on a cluster\")")
+    return Path(path)
+
+
+def location(checkpoint_root: str, query_name: str) -> str:
+    """The checkpointLocation given to Spark: a file: URI, so a cluster whose default
+    filesystem is HDFS (YARN) does not read a local path as an HDFS one."""
+    return query_dir(checkpoint_root, query_name).resolve().as_uri()
 
 
 def query_dir(checkpoint_root: str, query_name: str) -> Path:

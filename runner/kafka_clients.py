@@ -12,43 +12,75 @@ from typing import Mapping
 
 from runner.errors import RunnerError
 
-# Java client option -> kafka-python keyword. Declared as data; unknown keys are refused.
+# Java client option -> kafka-python keyword. Declared as data; options not listed are
+# Spark-only (e.g. max.poll.records) and stay with Spark. None: handled in client_config.
 CLIENT_KEYS = {
     "bootstrap.servers": "bootstrap_servers",
     "security.protocol": "security_protocol",
     "sasl.mechanism": "sasl_mechanism",
-    "ssl.truststore.location": None,   # JKS is Java-only; use ssl.cafile for the Python clients
-    "ssl.truststore.password": None,
+    "sasl.kerberos.service.name": "sasl_kerberos_service_name",
+    "sasl.jaas.config": None,          # username/password parsed out for PLAIN and SCRAM
+    "ssl.truststore.location": None,   # a PEM truststore becomes ssl_cafile; JKS/PKCS12 is Java-only
     "ssl.truststore.type": None,
-    "ssl.keystore.location": None,
-    "ssl.keystore.password": None,
+    "ssl.truststore.password": None,   # only a JKS/PKCS12 truststore has one
+    "ssl.keystore.location": None,     # a PEM keystore (certificate chain + key) becomes ssl_certfile
     "ssl.keystore.type": None,
+    "ssl.keystore.password": None,
     "ssl.key.password": "ssl_password",
-    "ssl.cafile": "ssl_cafile",
+    "ssl.cafile": "ssl_cafile",        # kafka-python names for PEM files, when the Java side uses JKS
     "ssl.certfile": "ssl_certfile",
     "ssl.keyfile": "ssl_keyfile",
-    "ssl.endpoint.identification.algorithm": None,
-    "sasl.jaas.config": None,          # parsed below into sasl_plain_username/password
+    "ssl.crlfile": "ssl_crlfile",
+    "ssl.endpoint.identification.algorithm": None,  # "" turns host name checking off
     "client.id": "client_id",
+    "client.dns.lookup": "client_dns_lookup",
     "request.timeout.ms": "request_timeout_ms",
 }
-_JAAS = re.compile(r'(username|password)\s*=\s*"([^"]*)"')
+_JAAS = re.compile(r'\b(username|password)\s*=\s*"([^"]*)"')
+_SASL_WITH_PASSWORD = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 
 
 def client_config(options: Mapping[str, str]) -> dict:
-    """kafka-python keyword arguments for the target's resolved kafka.* options."""
+    """kafka-python keyword arguments for the target's resolved kafka.* options.
+
+    Raises RunnerError when the options need something kafka-python can not do (a JKS
+    truststore with no PEM alternative, an unsupported SASL mechanism), naming the option."""
+    where = "project.yml targets.<name>.kafka"
     cfg: dict = {}
     for key, value in options.items():
-        if key not in CLIENT_KEYS:
-            continue  # Spark-only options (e.g. kafka.max.poll.records) stay with Spark
-        name = CLIENT_KEYS[key]
+        name = CLIENT_KEYS.get(key)
         if name:
             cfg[name] = int(value) if name.endswith("_ms") else value
-    jaas = options.get("sasl.jaas.config")
-    if jaas:
-        creds = dict(_JAAS.findall(jaas))
-        cfg["sasl_plain_username"] = creds.get("username")
-        cfg["sasl_plain_password"] = creds.get("password")
+    protocol = str(options.get("security.protocol", "PLAINTEXT")).upper()
+    if "ssl.endpoint.identification.algorithm" in options:
+        cfg["ssl_check_hostname"] = bool(str(options["ssl.endpoint.identification.algorithm"]).strip())
+    for store, kw in (("truststore", "ssl_cafile"), ("keystore", "ssl_certfile")):
+        location = options.get(f"ssl.{store}.location")
+        if not location:
+            continue
+        if str(options.get(f"ssl.{store}.type", "JKS")).upper() == "PEM":
+            cfg.setdefault(kw, location)
+        elif protocol.endswith("SSL") and kw not in cfg:
+            raise RunnerError(f"ssl.{store}.location is a {options.get(f'ssl.{store}.type', 'JKS')} store, "
+                              "which only Java clients (Spark) can read; the runner's own Kafka clients "
+                              "(topics, replay, status) need PEM files", where=where,
+                              hint=f"set ssl.{store}.type: PEM with a PEM file, or add "
+                                   f"{kw.replace('_', '.')}: <PEM file> beside it")
+    mechanism = str(options.get("sasl.mechanism", "GSSAPI" if protocol.startswith("SASL") else "")).upper()
+    if protocol.startswith("SASL"):
+        cfg["sasl_mechanism"] = mechanism
+        if mechanism in _SASL_WITH_PASSWORD:
+            creds = dict(_JAAS.findall(options.get("sasl.jaas.config", "")))
+            if "username" not in creds or "password" not in creds:
+                raise RunnerError(f"sasl.mechanism {mechanism} needs sasl.jaas.config with username=\"...\" "
+                                  "and password=\"...\"", where=where,
+                                  hint='sasl.jaas.config: org.apache.kafka.common.security.plain.PlainLoginModule '
+                                       'required username="app" password="${env:KAFKA_PASSWORD}";')
+            cfg["sasl_plain_username"] = creds["username"]
+            cfg["sasl_plain_password"] = creds["password"]
+        elif mechanism != "GSSAPI":
+            raise RunnerError(f"sasl.mechanism {mechanism} is not supported by the runner's Kafka clients",
+                              where=where, hint="use PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or GSSAPI")
     return cfg
 
 
@@ -60,15 +92,19 @@ def admin(options: Mapping[str, str], *, timeout_s: float = 30.0):
     deadline = time.monotonic() + timeout_s
     last: Exception | None = None
     while time.monotonic() < deadline:
+        # bootstrap_timeout_ms bounds the constructor itself (else it blocks ~30 s per attempt)
+        left_ms = max(500, int((deadline - time.monotonic()) * 1000))
         try:
-            return KafkaAdminClient(**{"request_timeout_ms": 10000, **client_config(options)})
+            return KafkaAdminClient(**{"request_timeout_ms": 10000, **client_config(options),
+                                       "bootstrap_timeout_ms": left_ms})
         except KafkaConfigurationError as e:
             raise RunnerError(f"Kafka client options in project.yml are not valid: {e}") from None
         except (KafkaError, OSError) as e:
             last = e
             time.sleep(0.5)
-    raise RunnerError(f"Kafka at {options.get('bootstrap.servers')} did not answer within {timeout_s:.0f}s ({last})",
-                      hint="start it with `runner kafka start`, or fix targets.<name>.kafka.bootstrap.servers in project.yml")
+    raise RunnerError(f"Kafka at {options.get('bootstrap.servers')} did not answer within {timeout_s:g}s ({last})",
+                      hint="start it with `runner kafka start`, or fix targets.<name>.kafka.bootstrap.servers in "
+                           "project.yml (targets.<name>.kafka_wait_s sets how long apply waits)")
 
 
 def ensure_topics(options: Mapping[str, str], topics: Mapping[str, int], *, timeout_s: float = 30.0) -> list[str]:

@@ -19,7 +19,9 @@ _BATCH = re.compile(r"^(\d+)(\.compact)?$")
 
 
 def committed_files(path: str | Path) -> list[Path]:
-    log = Path(path) / "_spark_metadata"
+    from runner.checkpoints import local
+
+    log = local(str(path)) / "_spark_metadata"
     if not log.is_dir():
         return []
     entries = [(int(m.group(1)), bool(m.group(2)), f) for f in log.iterdir() if (m := _BATCH.match(f.name))]
@@ -41,7 +43,7 @@ def committed_files(path: str | Path) -> list[Path]:
 
 
 def read(path: str | Path, columns: list[str] | None = None) -> pd.DataFrame:
-    """All committed rows of a Parquet sink's output folder (empty frame if none yet)."""
+    """All committed rows of a Parquet sink's output folder, a path or a file: URI (empty frame if none yet)."""
     files = committed_files(path)
     if not files:
         return pd.DataFrame(columns=columns or [])

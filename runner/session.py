@@ -40,13 +40,16 @@ def check_versions() -> list[str]:
 def build_session(master: str = "local[*]", *, app_name: str = "fraud-detector",
                   conf: Mapping[str, str] | None = None, log_level: str = "WARN"):
     """Get or create the SparkSession with the connector on its class path."""
-    # Python UDF workers must run this interpreter, or they miss the venv's packages.
-    os.environ["PYSPARK_PYTHON"] = sys.executable
+    settings = {**DEFAULT_CONF, **(conf or {})}
+    # Python workers must run this interpreter, or they miss the venv's packages; on a cluster
+    # whose executors have Python elsewhere, the target sets spark.pyspark.python. pyspark ships
+    # PYSPARK_PYTHON to the executors with every Python function.
+    settings.setdefault("spark.pyspark.python", sys.executable)
+    os.environ["PYSPARK_PYTHON"] = settings["spark.pyspark.python"]
     os.environ["PYSPARK_DRIVER_PYTHON"] = sys.executable
     from pyspark.sql import SparkSession
 
     builder = SparkSession.builder.master(master).appName(app_name)
-    settings = {**DEFAULT_CONF, **(conf or {})}
     settings["spark.jars"] = ",".join(check_versions() + [j for j in settings.get("spark.jars", "").split(",") if j])
     for key, value in settings.items():
         builder = builder.config(key, value)

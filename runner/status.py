@@ -43,7 +43,7 @@ def end_offsets(kafka_options: dict, topics: set[str]) -> dict[str, dict[str, in
 
     from runner.kafka_clients import client_config
     try:
-        consumer = KafkaConsumer(**client_config(kafka_options), request_timeout_ms=10000)
+        consumer = KafkaConsumer(**{"request_timeout_ms": 10000, **client_config(kafka_options)})
     except (KafkaError, OSError):
         return None
     try:
