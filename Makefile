@@ -23,6 +23,11 @@ $(JARS)/.resolved: jvm/pom.xml
 	mvn -q -B -f jvm/pom.xml -P connector dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory=lib/connector
 	touch $@
 
+# One command from a fresh clone to live alerts and a report (output/report/); about 5 minutes.
+# Options pass through: make demo DEMO_ARGS="--rows 5000 --speedup 300"
+demo: setup
+	$(BIN)/runner demo $(DEMO_ARGS)
+
 test: setup
 	$(BIN)/python -m pytest tests
 

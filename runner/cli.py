@@ -35,7 +35,7 @@ pass_ctx = click.make_pass_decorator(Context)
 @click.option("--project", "project_dir", default=".", show_default=True, type=click.Path(file_okay=False),
               help="Folder holding project.yml and sql/.")
 @click.option("--target", default=None, envvar="RUNNER_TARGET", help="Target from project.yml (default: its default_target, `local`).")
-@click.option("--master", default=None, help="Spark master URL, overriding the target's (e.g. spark://host:7077).")
+@click.option("--master", default=None, help="Spark master URL (e.g. spark://host:7077).  [default: the target's master]")
 @click.version_option(package_name="fraud-stream")
 @click.pass_context
 def cli(ctx, project_dir, target, master):
@@ -293,12 +293,15 @@ def audit_cmd(ctx):
 
 
 @cli.command("replay")
-@click.option("--data", type=click.Path(dir_okay=False), default=None, help="A creditcard.csv-layout file.")
-@click.option("--synthetic", type=click.IntRange(min=1), default=None, metavar="N", help="Send N synthetic rows instead.")
+@click.option("--data", type=click.Path(dir_okay=False), default=None,
+              help="A creditcard.csv-layout file.  [default: none; give --data or --synthetic]")
+@click.option("--synthetic", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Send N synthetic rows instead.  [default: none; give --data or --synthetic]")
 @click.option("--seed", default=42, show_default=True, help="Seed of the synthetic rows.")
-@click.option("--limit", type=click.IntRange(min=1), default=None, help="Send only the first N rows.")
-@click.option("--rate", type=float, default=None, metavar="EVENTS_PER_S", help="Events per wall-clock second.")
-@click.option("--speedup", type=float, default=None, metavar="X", help="Event-time seconds per wall-clock second.")
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="Send only the first N rows.  [default: all]")
+@click.option("--rate", type=float, default=None, metavar="EVENTS_PER_S", help="Events per wall-clock second.  [default: as fast as it can]")
+@click.option("--speedup", type=float, default=None, metavar="X",
+              help="Event-time seconds per wall-clock second.  [default: as fast as it can]")
 @click.option("--start", "start_at", default=None, metavar="ISO_TIME",
               help="event_time of Time=0 (UTC).  [default: now, floored to the minute]")
 @click.option("--topic", default=None, help="Topic to send to.  [default: the transactions source's topic]")
@@ -347,9 +350,9 @@ def _fmt(x, digits: int = 4) -> str:
 
 @cli.command("train")
 @click.option("--data", type=click.Path(dir_okay=False), default=None,
-              help="A creditcard.csv-layout file (Time, V1..V28, Amount, Class).")
+              help="A creditcard.csv-layout file (Time, V1..V28, Amount, Class).  [default: none; give --data or --synthetic]")
 @click.option("--synthetic", type=click.IntRange(min=100), default=None, metavar="N",
-              help="Train on N synthetic creditcard-shaped rows instead.")
+              help="Train on N synthetic creditcard-shaped rows instead.  [default: none; give --data or --synthetic]")
 @click.option("--seed", default=42, show_default=True, help="Seed of the synthetic rows.")
 @click.option("--model", "kind", type=click.Choice(["lr", "gbt"]), default="lr", show_default=True,
               help="lr: StandardScaler + LogisticRegression (the lab's); gbt: gradient-boosted trees.")
@@ -422,7 +425,7 @@ def _sink_text(sink: dict) -> str:
 
 @cli.command("compile")
 @click.option("--select", "select_model", default=None, metavar="MODEL",
-              help="Compile this model and the models it depends on.")
+              help="Compile this model and the models it depends on.  [default: every model]")
 @_var_opt
 @pass_ctx
 def compile_cmd(ctx, select_model, vars_):
@@ -460,17 +463,87 @@ def lineage_cmd(ctx, target, vars_):
         console.print(f"  {c}", highlight=False)
 
 
+# --------------------------------------------------------------------------- demo, dashboard, report
+
+@cli.command("demo")
+@click.option("--rows", default=10000, show_default=True, type=click.IntRange(min=100),
+              help="How many rows to replay (the first N of data/creditcard.csv, or N synthetic rows).")
+@click.option("--speedup", type=click.FloatRange(min=0, min_open=True), default=None, metavar="X",
+              help="Event-time seconds replayed per wall second.  [default: replay the rows in about 90 s]")
+@click.option("--train-rows", default=20000, show_default=True, type=click.IntRange(min=1000),
+              help="Synthetic rows to train on when there is no data/creditcard.csv.")
+@click.option("--data", type=click.Path(dir_okay=False), default=None,
+              help="A creditcard.csv-layout file.  [default: data/creditcard.csv if it exists, else synthetic rows]")
+@click.option("--port", default=9092, show_default=True, type=click.IntRange(1, 65535),
+              help="The demo broker's port on 127.0.0.1; a free port is used when it is taken.")
+@click.option("--timeout", default=900, show_default=True, type=click.FloatRange(min=10), metavar="SECONDS",
+              help="Stop everything and exit 1 if the demo has not finished by then.")
+@click.option("--report-dir", type=click.Path(file_okay=False), default=None,
+              help="Where the report goes.  [default: output/report]")
+@pass_ctx
+def demo_cmd(ctx, rows, speedup, train_rows, data, port, timeout, report_dir):
+    """Train, start a fresh local broker and the streams, replay rows at a speed-up with a live
+    dashboard, stop everything once the replay is processed (or on Ctrl-C), print a summary and
+    write the report. State goes to .runtime/demo/<time>/, never to your own runs' folders."""
+    from runner import demo
+
+    opts = demo.DemoOptions(rows=rows, speedup=speedup, train_rows=train_rows, port=port, timeout_s=timeout,
+                            report_dir=Path(report_dir) if report_dir else None,
+                            data=Path(data) if data else None)
+    result = demo.run(ctx.project, opts, console)
+    if result.error:
+        raise RunnerError(result.error, hint=f"logs in {result.run_dir}")
+    console.print(f"demo {'finished' if result.exit_code == 0 else 'stopped'} in {result.seconds:.0f}s")
+    sys.exit(result.exit_code)
+
+
+@cli.command("dashboard")
+@click.option("--refresh", default=2.0, show_default=True, type=click.FloatRange(min=0.2), metavar="SECONDS",
+              help="Seconds between refreshes.")
+@click.option("--once", is_flag=True, help="Print one snapshot and exit (no live view).")
+@pass_ctx
+def dashboard_cmd(ctx, refresh, once):
+    """A live view of a running `runner apply` of this project: KPIs per minute, the latest
+    alerts, each query's rows/s and batch latency, rejected and late records. Ctrl-C quits."""
+    from runner import dashboard
+
+    dashboard.run(ctx.project, refresh_s=refresh, once=once, console=console)
+
+
+@cli.command("report")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
+              help="Folder for the PNGs and report.md.  [default: output/report]")
+@pass_ctx
+def report_cmd(ctx, out_dir):
+    """Plot precision/recall against the threshold (model card), alerts and true frauds per minute
+    (KPI Parquet) and batch latency (progress logs); write report.md with the numbers."""
+    from runner import report
+
+    rep = report.build(ctx.project, out_dir)
+    for p in rep.pngs:
+        console.print(f"wrote {p}")
+    console.print(f"wrote {rep.markdown}")
+
+
 def main() -> None:
     try:
         cli.main(standalone_mode=False, prog_name="runner")
     except click.exceptions.Abort:
         err_console.print("aborted")
         sys.exit(130)
+    except click.exceptions.NoArgsIsHelpError as e:
+        console.print(e.ctx.get_help() if e.ctx else e.format_message(), highlight=False, markup=False)
+        sys.exit(0)
+    except click.UsageError as e:  # unknown option, wrong value, missing argument: one line, no usage dump
+        where = e.ctx.command_path if e.ctx else "runner"
+        err_console.print(f"error: {where}: {e.format_message()} (see `{where} --help`)", style="red",
+                          highlight=False, markup=False, soft_wrap=True)
+        sys.exit(e.exit_code)
     except click.ClickException as e:
-        e.show()
+        err_console.print(f"error: {e.format_message()}", style="red", highlight=False, markup=False, soft_wrap=True)
         sys.exit(e.exit_code)
     except RunnerError as e:
-        err_console.print(f"error: {e}", style="red", highlight=False, markup=False)
+        err_console.print(f"error: {e}", style="red", highlight=False, markup=False, soft_wrap=True)
         sys.exit(1)
 
 

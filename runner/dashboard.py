@@ -107,7 +107,7 @@ def kpi_table(s: Snapshot) -> Table:
 def alert_table(s: Snapshot) -> Table:
     t = Table(title=f"Latest alerts ({s.n_alerts:,} in all)", expand=True, box=box.SIMPLE_HEAD)
     for col, just in (("txn_id", "left"), ("event time", "left"), ("amount", "right"),
-                      ("fraud_prob", "right"), ("true fraud", "center")):
+                      ("fraud_prob", "right"), ("fraud", "center")):
         t.add_column(col, justify=just, no_wrap=True)
     for r in s.alerts.itertuples(index=False):
         t.add_row(str(r.txn_id), f"{pd.Timestamp(r.event_time):%H:%M:%S}", f"{r.Amount:,.2f}",

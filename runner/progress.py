@@ -49,7 +49,8 @@ class ProgressTail:
             rows = self.batches.setdefault(name, [])
             for line in chunk[:end].splitlines():
                 try:
-                    rows.append(summarize(json.loads(line)))
+                    progress = json.loads(line)
+                    rows.append({**summarize(progress), "stateful": bool(progress.get("stateOperators"))})
                 except (json.JSONDecodeError, AttributeError):
                     continue  # a line cut by a crash
         return self.batches

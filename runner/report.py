@@ -182,13 +182,13 @@ def _read_card(project) -> dict:
 
 
 def build(project, out_dir: str | Path | None = None, *, title: str = "fraud-stream run report",
-          notes: list[str] | None = None) -> Report:
+          notes: list[str] | None = None, manifest=None) -> Report:
     """Write the three PNGs and report.md into out_dir (default: output/report in the project)."""
     folder = Path(out_dir) if out_dir else project.root / "output" / "report"
     folder.mkdir(parents=True, exist_ok=True)
     card = _read_card(project)
     chosen = project.vars["threshold"].value if "threshold" in project.vars else None
-    paths = parquet_sinks(project)
+    paths = parquet_sinks(project, manifest)
     kpis = outputs.read(paths["kpi_per_minute"]) if "kpi_per_minute" in paths else pd.DataFrame()
     alerts = outputs.read(paths["fraud_alerts"], columns=["txn_id", "Class"]) if "fraud_alerts" in paths else pd.DataFrame()
     rejected = outputs.read(paths["rejected_transactions"], columns=["reason"]) if "rejected_transactions" in paths else pd.DataFrame()
