@@ -1,10 +1,15 @@
-"""Plan and apply: views in DAG order, one streaming query per sink, waited on, stopped.
+"""Plan and apply: views in DAG order, the sinks' streaming queries started, waited on, stopped.
+
+Sinks share queries (runner/fanout.py): one for every stateless model's micro-batch sinks,
+one per stateful model, one per Real-time Mode Kafka sink. A plan is still made per
+(model, sink), with its own fingerprint and verdict, kept in its query's checkpoint folder.
 
 Run-time only: it takes a compiled Manifest and never renders Jinja.
 """
 from __future__ import annotations
 
 import json
+import re
 import signal
 import threading
 import time
@@ -12,16 +17,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from runner import checkpoints, fingerprint, sinks, sources
+from runner import checkpoints, fanout, fingerprint, sinks, sources
 from runner.errors import RunnerError
 
 
 @dataclass
 class QueryPlan:
     spec: sinks.SinkSpec
-    checkpoint: Path
+    checkpoint: Path         # the folder of the query this sink runs in (shared by a group)
     fingerprint: dict
     verdict: fingerprint.Verdict
+    group: str = ""          # that query's name
 
     @property
     def name(self) -> str:
@@ -40,29 +46,39 @@ def plan(project, manifest, var_overrides: dict[str, str] | None = None) -> list
     out = []
     for model in manifest.models:
         for spec in sinks.specs(project, model):
-            folder = checkpoints.query_dir(project.checkpoint_root, spec.query_name)
             fp = fingerprint.query_fingerprint(manifest, model.name, spec.sink, sources=src,
                                                sink_location=spec.declared, vars_=vars_)
+            group = fanout.group_name(manifest, model, spec.sink, stateful=bool(fp["stateful"]))
+            folder = checkpoints.query_dir(project.checkpoint_root, group)
             meta = checkpoints.read_meta(folder)
+            members = (meta or {}).get("members", {})
             if meta is None and checkpoints.has_progress(folder):
                 verdict = fingerprint.Verdict(fingerprint.INCOMPATIBLE, [
                     f"{folder} holds a Spark checkpoint the runner did not write; it can not tell what it depends on"])
+            elif meta is not None and spec.query_name not in members and checkpoints.has_progress(folder):
+                verdict = fingerprint.Verdict(fingerprint.COMPATIBLE, [
+                    f"a new sink of the shared query {group}: it starts at that query's current offsets"])
             else:
-                verdict = fingerprint.verdict(meta["fingerprint"] if meta else None, fp)
-            out.append(QueryPlan(spec, folder, fp, verdict))
+                verdict = fingerprint.verdict(members.get(spec.query_name), fp)
+            out.append(QueryPlan(spec, folder, fp, verdict, group))
     return out
 
 
 def reset(project, manifest, model_name: str) -> list[tuple[Path, Path]]:
-    """Archive the checkpoints (and Parquet outputs) of every query of one model."""
+    """Archive the checkpoints (and Parquet outputs) of every query a model's sinks run in."""
     model = manifest.model(model_name)
     if not model.config.sinks:
         raise RunnerError(f"model '{model_name}' has no sinks, so no checkpoint to reset",
                           hint="reset the models that write: " + ", ".join(m.name for m in manifest.models if m.config.sinks))
+    # A shared query's checkpoint holds every member's offsets: resetting one model resets the
+    # whole query, and every member's Parquet output goes with it (its batch ids start over).
+    plans = plan(project, manifest)
+    groups = {p.group for p in plans if p.spec.model == model_name}
     moved = []
-    for spec in sinks.specs(project, model):
-        output = spec.location if spec.sink["kind"] == "parquet" else None
-        moved += checkpoints.archive(project.checkpoint_root, spec.query_name, output)
+    for group in sorted(groups):
+        members = [p for p in plans if p.group == group]
+        outputs_ = [p.spec.location for p in members if p.spec.sink["kind"] == "parquet"]
+        moved += checkpoints.archive(project.checkpoint_root, group, outputs_)
     return moved
 
 
@@ -151,33 +167,70 @@ class RunResult:
     error: str | None = None
 
 
-def trigger_for(model, spec: sinks.SinkSpec, available_now: bool) -> dict:
+def realtime_supported() -> bool:
+    """Real-time Mode is in Spark 4.1+; older pins fall back to micro-batch."""
+    import inspect
+
+    from pyspark.sql.streaming import DataStreamWriter
+    return "realTime" in inspect.signature(DataStreamWriter.trigger).parameters
+
+
+def trigger_for(members: list[QueryPlan], manifest, available_now: bool) -> dict:
+    """The trigger of a query: availableNow when draining; Real-time Mode for a realtime Kafka
+    sink; else the shortest processing-time interval its members ask for (none: back to back)."""
     if available_now:
         return {"availableNow": True}
-    every = spec.sink.get("trigger") or model.config.trigger
-    return {"processingTime": every} if every else {}
+    asked = [p.spec.sink.get("trigger") or manifest.model(p.spec.model).config.trigger for p in members]
+    if fanout.REALTIME in asked and realtime_supported():
+        return {"realTime": REALTIME_CHECKPOINT_INTERVAL}
+    from runner.manifest import duration_seconds
+    every = sorted((a for a in asked if a and a != fanout.REALTIME), key=duration_seconds)
+    return {"processingTime": every[0]} if every else {}
+
+
+# A Real-time Mode batch is a checkpoint interval, not a latency: records flow through within it.
+REALTIME_CHECKPOINT_INTERVAL = "5 minutes"
 
 
 def start_queries(spark, project, manifest, plans: list[QueryPlan], *, available_now: bool,
                   extra_source_options: dict | None = None) -> list:
-    """Register sources, fraud_prob and views, then start one query per planned sink."""
+    """Register sources, fraud_prob and views, then start one query per group of sinks."""
     import udfs
 
     sources.register_streaming(spark, project, used_sources(manifest), extra_options=extra_source_options)
     udfs.register(spark, project.model_path, next(iter(project.sources.values())).schema)
     frames = create_views(spark, manifest)
     kafka_options = sources.spark_kafka_options(project)
-    queries = []
+    groups: dict[str, list[QueryPlan]] = {}
     for p in plans:
-        model = manifest.model(p.spec.model)
-        checkpoints.write_meta(p.checkpoint, {"query": p.name, "model": model.name, "sink": p.spec.sink,
-                                              "fingerprint": p.fingerprint,
-                                              "written": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
-        queries.append(sinks.start(frames[model.name], p.spec,
-                                   checkpoint=checkpoints.location(project.checkpoint_root, p.name),
-                                   output_mode=model.config.output_mode,
-                                   trigger=trigger_for(model, p.spec, available_now),
-                                   kafka_options=kafka_options))
+        groups.setdefault(p.group, []).append(p)
+    queries = []
+    for name, members in groups.items():
+        folder = members[0].checkpoint
+        checkpoints.write_meta(folder, {
+            "query": name, "members": {p.name: p.fingerprint for p in members},
+            "sinks": {p.name: p.spec.sink for p in members},
+            "written": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+        location = checkpoints.location(project.checkpoint_root, name)
+        trigger = trigger_for(members, manifest, available_now)
+        first = members[0]
+        model = manifest.model(first.spec.model)
+        if len(members) == 1 and name == first.name:
+            # A query of its own: Spark's sink directly (Real-time Mode needs update mode).
+            mode = "update" if fanout.is_realtime(first.spec.sink, model) else model.config.output_mode
+            queries.append(sinks.start(frames[model.name], first.spec, checkpoint=location, output_mode=mode,
+                                       trigger=trigger, kafka_options=kafka_options))
+            continue
+        stateful = name != fanout.STATELESS_GROUP
+        root = model.name if stateful else fanout.stateless_root(manifest)
+        group = fanout.Group(name, "stateful" if stateful else "stateless", root, members)
+        writer = (frames[root].writeStream.queryName(name)
+                  .option("checkpointLocation", location)
+                  .outputMode(model.config.output_mode if stateful else "append")
+                  .foreachBatch(fanout.batch_writer(group, manifest, kafka_options)))
+        if trigger:
+            writer = writer.trigger(**trigger)
+        queries.append(writer.start())
     return queries
 
 
@@ -189,7 +242,7 @@ def wait(queries: list, *, available_now: bool, timeout_s: float | None,
         failed = [q for q in queries if not q.isActive and q.exception() is not None]
         if failed:
             q = failed[0]
-            return RunResult(1, "error", f"query {q.name} failed: {str(q.exception()).strip().splitlines()[0]}")
+            return RunResult(1, "error", f"query {q.name} failed: {error_summary(q.exception())}")
         if available_now and not any(q.isActive for q in queries):
             return RunResult(0, "available-now")
         if stop_event.is_set():
@@ -197,6 +250,17 @@ def wait(queries: list, *, available_now: bool, timeout_s: float | None,
         if deadline and time.monotonic() >= deadline:
             return RunResult(0, "timeout")
         stop_event.wait(0.5)
+
+
+def error_summary(exc) -> str:
+    """The line of a query's exception a person needs: Spark's message, or the Python error's last line."""
+    lines = [l.strip() for l in str(exc).strip().splitlines() if l.strip()]
+    if not lines:
+        return type(exc).__name__
+    if lines[0].endswith("Traceback (most recent call last):") or "Python Proxy" in lines[0]:
+        errors = [l for l in lines if re.match(r"^[\w.]+(Error|Exception)\b", l)]
+        return errors[-1] if errors else lines[-1]
+    return lines[0]
 
 
 def stop_all(queries: list, timeout_s: float = 60.0) -> None:
@@ -229,11 +293,19 @@ def preflight(project, plans: list[QueryPlan]) -> None:
                           + "; ".join(f"{p.name}: {p.verdict.reasons[0]}" for p in refused),
                           hint=f"runner apply {' '.join('--reset ' + m for m in models)} "
                                "(archives the old checkpoints; nothing is deleted)")
-    if not (project.model_path / "model_card.json").exists():
-        raise RunnerError(f"no trained model at {project.model_path}", where=str(project.file),
-                          hint="run `runner train --synthetic 50000` (or --data data/creditcard.csv)")
+    # The model: its folder and card, and its features against the source schema (what
+    # udfs.register checks later, here without Spark, so no query starts on a bad model).
+    from udfs.card import check_features, read_card
+    try:
+        card = read_card(project.model_path)
+        for src in project.sources.values():
+            check_features(card, src.schema, project.model_path)
+    except RunnerError as e:
+        raise RunnerError(e.message, where=e.where or f"{project.file} (model: {project.model_path})",
+                          hint=e.hint) from None
+    # Kafka: a bounded wait (targets.<name>.kafka_wait_s), then a message naming the servers.
     from runner.kafka_clients import ensure_topics
-    ensure_topics(project.target.kafka_options(), project.topics)
+    ensure_topics(project.target.kafka_options(), project.topics, timeout_s=project.target.kafka_wait_s)
 
 
 

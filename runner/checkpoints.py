@@ -91,8 +91,8 @@ def archive_root(checkpoint_root: str) -> Path:
     return root.parent / f"{root.name}_archive"
 
 
-def archive(checkpoint_root: str, query_name: str, output_dir: str | None = None) -> list[tuple[Path, Path]]:
-    """Move the query's checkpoint (and its Parquet output) to the archive; returns (from, to) pairs."""
+def archive(checkpoint_root: str, query_name: str, output_dirs: list[str] = ()) -> list[tuple[Path, Path]]:
+    """Move the query's checkpoint (and its sinks' Parquet outputs) to the archive; returns (from, to) pairs."""
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
     dest = archive_root(checkpoint_root) / f"{query_name}__{stamp}"
     moved = []
@@ -101,8 +101,11 @@ def archive(checkpoint_root: str, query_name: str, output_dir: str | None = None
         dest.mkdir(parents=True, exist_ok=True)
         shutil.move(str(src), str(dest / "checkpoint"))
         moved.append((src, dest / "checkpoint"))
-    if output_dir and local(output_dir).exists():
-        dest.mkdir(parents=True, exist_ok=True)
-        shutil.move(str(local(output_dir)), str(dest / "output"))
-        moved.append((local(output_dir), dest / "output"))
+    for output_dir in output_dirs:
+        out = local(output_dir)
+        if out.exists():
+            target = dest / "output" / out.name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.move(str(out), str(target))
+            moved.append((out, target))
     return moved

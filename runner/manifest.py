@@ -25,6 +25,7 @@ OUTPUT_MODES = ("append", "update", "complete")
 DURATION = re.compile(r"^\d+(\.\d+)? (second|minute|hour|day)s?$")
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _TOPIC = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
+_SINK_PATH = re.compile(r"^[A-Za-z0-9._/-]+$")   # no quotes, spaces, ';' or control characters
 
 
 @dataclass(frozen=True)
@@ -94,6 +95,21 @@ def _duration(value: Any, what: str, where: str) -> str:
     return text
 
 
+REALTIME = "realtime"   # Spark's Real-time Mode: records flow through, batches only checkpoint
+_UNIT_SECONDS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
+
+
+def duration_seconds(text: str) -> float:
+    number, unit = text.split()
+    return float(number) * _UNIT_SECONDS[unit.rstrip("s")]
+
+
+def _trigger(value: Any, what: str, where: str) -> str:
+    if str(value).strip().lower() == REALTIME:
+        return REALTIME
+    return _duration(value, what, where)
+
+
 def _sink(raw: Any, where: str) -> dict:
     if not isinstance(raw, dict) or "kind" not in raw:
         raise RunnerError(f"each sink is a dict with a 'kind', got {raw!r}", where=where,
@@ -119,10 +135,15 @@ def _sink(raw: Any, where: str) -> dict:
         raise RunnerError(f"memory sink name must be an identifier, got {sink['name']!r}", where=where)
     if kind == "parquet":
         path = sink["path"]
-        if path.startswith("/") or "://" in path or ".." in Path(path).parts or not path.strip():
-            raise RunnerError(f"parquet sink path {path!r} must be relative to the target's output root", where=where)
+        if (path.startswith("/") or "://" in path or ".." in Path(path).parts or not path.strip()
+                or not _SINK_PATH.match(path)):
+            raise RunnerError(f"parquet sink path {path!r} must be a relative folder under the target's output root "
+                               "(letters, digits, '.', '_', '-', '/'; no '..')", where=where)
     if "trigger" in sink:
-        sink["trigger"] = _duration(sink["trigger"], "a sink trigger", where)
+        sink["trigger"] = _trigger(sink["trigger"], "a sink trigger", where)
+        if sink["trigger"] == REALTIME and kind != "kafka":
+            raise RunnerError(f"trigger 'realtime' (Spark's Real-time Mode) is for Kafka sinks; a {kind} sink "
+                              "runs in micro-batches", where=where)
     return sink
 
 
@@ -149,6 +170,6 @@ def parse_config(raw: dict[str, Any], where: str) -> ModelConfig:
     return ModelConfig(
         sinks=[_sink(s, where) for s in sinks_raw],
         output_mode=mode,
-        trigger=None if trigger is None else _duration(trigger, "trigger", where),
+        trigger=None if trigger is None else _trigger(trigger, "trigger", where),
         watermark=wm,
     )

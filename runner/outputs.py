@@ -1,8 +1,11 @@
 """Read what the Parquet sinks committed, without Spark.
 
-Spark's file sink writes a log (`_spark_metadata/`) of the files each committed batch
-added; files not in it are leftovers of a batch that crashed before it committed.
-Reading through the log gives exactly-once results, as Spark's own reader does.
+Two layouts, both exactly-once:
+- Spark's file sink writes a log (`_spark_metadata/`) of the files each committed batch
+  added; files not in it are leftovers of a batch that crashed before it committed.
+  Reading through the log gives exactly-once results, as Spark's own reader does.
+- A shared query (runner/fanout.py) renames each complete batch to `batch=<id>/`;
+  unfinished ones stay in `_tmp_batch=...` folders, which are not read.
 """
 from __future__ import annotations
 
@@ -21,7 +24,12 @@ _BATCH = re.compile(r"^(\d+)(\.compact)?$")
 def committed_files(path: str | Path) -> list[Path]:
     from runner.checkpoints import local
 
-    log = local(str(path)) / "_spark_metadata"
+    root = local(str(path))
+    batches = sorted(f for d in root.glob("batch=*") if d.is_dir() for f in d.glob("*.parquet"))
+    return _logged_files(root / "_spark_metadata") + batches
+
+
+def _logged_files(log: Path) -> list[Path]:
     if not log.is_dir():
         return []
     entries = [(int(m.group(1)), bool(m.group(2)), f) for f in log.iterdir() if (m := _BATCH.match(f.name))]
@@ -47,5 +55,5 @@ def read(path: str | Path, columns: list[str] | None = None) -> pd.DataFrame:
     files = committed_files(path)
     if not files:
         return pd.DataFrame(columns=columns or [])
-    tables = [pq.read_table(f, columns=columns) for f in files]
+    tables = [pq.read_table(f, columns=columns, partitioning=None) for f in files]
     return pa.concat_tables(tables, promote_options="default").to_pandas()

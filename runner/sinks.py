@@ -38,7 +38,8 @@ def specs(project, model) -> list[SinkSpec]:
     return out
 
 
-def _kafka_frame(df: DataFrame, sink: dict) -> DataFrame:
+def kafka_frame(df: DataFrame, sink: dict) -> DataFrame:
+    """key = the sink's key column as a string, value = the row as JSON."""
     key = F.col(sink["key"]).cast("string") if sink.get("key") else F.lit(None).cast("string")
     return df.select(key.alias("key"), F.to_json(F.struct(*[F.col(f"`{c}`") for c in df.columns])).alias("value"))
 
@@ -47,7 +48,7 @@ def start(df: DataFrame, spec: SinkSpec, *, checkpoint: str, output_mode: str, t
           kafka_options: dict[str, str]):
     """Start one streaming query for one sink; `trigger` is writeStream.trigger's keyword arguments."""
     kind = spec.sink["kind"]
-    frame = _kafka_frame(df, spec.sink) if kind == "kafka" else df
+    frame = kafka_frame(df, spec.sink) if kind == "kafka" else df
     # A memory sink's table is named by its query; every other query by <model>__<sink>.
     name = spec.location if kind == "memory" else spec.query_name
     writer = (frame.writeStream.queryName(name)

@@ -21,7 +21,7 @@ def test_sigkill_mid_stream_then_restart_loses_nothing(spark, stream_project, lr
                               kwargs={"start": START, "id_prefix": "crash", "rate": 80.0})
     sender.start()
     proc = sp.popen("apply", log=tmp_path / "apply1.log")
-    alerts_ckpt = sp.root / "checkpoints" / "fraud_alerts__parquet"
+    alerts_ckpt = sp.root / "checkpoints" / "stateless__fanout"
     deadline = time.monotonic() + 240
     try:
         # Kill it once some batches are committed, while the replay is still sending.

@@ -84,7 +84,7 @@ def test_kpi_window_change_is_refused_until_reset(spark, sp):
         runtime.preflight(project, runtime.plan(project, manifest))
 
     moved = runtime.reset(project, manifest, "kpi_per_minute")
-    assert any(dst.name == "output" for _, dst in moved)          # the Parquet output went with it
+    assert any(dst.parent.name == "output" and dst.name == "kpis" for _, dst in moved)  # Parquet went too
     assert all(dst.exists() and not src.exists() for src, dst in moved)
     v = verdicts(sp)
     assert {v[q].kind for q in KPI_QUERIES} == {NEW}
