@@ -11,7 +11,7 @@ import os
 import shutil
 from datetime import datetime, timezone
 from pathlib import Path
-from urllib.parse import unquote, urlparse
+from urllib.parse import urlparse
 
 from runner.errors import RunnerError
 
@@ -26,7 +26,7 @@ def local(path: str) -> Path:
     (hdfs://, s3a://) Spark could write, but the runner could not keep its metadata there."""
     parsed = urlparse(str(path))
     if parsed.scheme == "file":
-        return Path(unquote(parsed.path))
+        return Path(parsed.path)  # as Hadoop reads it: no percent-decoding
     if parsed.scheme and "://" in str(path):
         raise RunnerError(f"{path}: the runner keeps checkpoint metadata and reads Parquet outputs with "
                           f"local file I/O, so '{parsed.scheme}://' roots are not supported",
@@ -40,7 +40,8 @@ def local(path: str) -> Path:
 def location(checkpoint_root: str, query_name: str) -> str:
     """The checkpointLocation given to Spark: a file: URI, so a cluster whose default
     filesystem is HDFS (YARN) does not read a local path as an HDFS one."""
-    return query_dir(checkpoint_root, query_name).resolve().as_uri()
+    # Not Path.as_uri(): Hadoop reads a path string literally, so "%3D" would name a folder.
+    return f"file://{query_dir(checkpoint_root, query_name).resolve()}"
 
 
 def query_dir(checkpoint_root: str, query_name: str) -> Path:

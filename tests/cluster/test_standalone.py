@@ -12,6 +12,7 @@ import pytest
 import yaml
 from kafka import KafkaConsumer, TopicPartition
 
+from runner import apply as runtime
 from runner import outputs, replay, sinks
 from runner.synth import generate
 
@@ -79,7 +80,10 @@ def test_cluster_apply_equals_local_run(spark, broker, cluster_model, standalone
     # On the cluster: the CLI as a user runs it, the master URL given with --master.
     run = sp.cli("--target", "cluster", "--master", standalone.url, "apply", "--available-now", "--quiet",
                  env={**os.environ, "SPARK_LOCAL_IP": "127.0.0.1"}, timeout=900)
-    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:] + standalone.log_tail("worker")
+    (tmp_path / "apply.log").write_text(run.stdout + "\n---- stderr\n" + run.stderr)
+    errors = [line for line in run.stderr.splitlines() if "Error" in line or "File \"" in line]
+    assert run.returncode == 0, ("\n".join(errors[:60]) + run.stdout[-2000:] + run.stderr[-2000:]
+                                 + standalone.log_tail("worker"))
     assert "stopped (available-now)" in run.stdout
 
     # It did run there: the master lists the finished application, its executor ran the tasks.
@@ -87,8 +91,11 @@ def test_cluster_apply_equals_local_run(spark, broker, cluster_model, standalone
     assert [a["name"] for a in apps] == ["fraud-detector"], apps
     logs = standalone.executor_logs()
     assert logs and any("Finished task" in f.read_text(errors="replace") for f in logs), logs
-    checkpoint = shared / "checkpoints" / "kpi_per_minute__parquet"
-    assert (checkpoint / "runner.json").exists() and (checkpoint / "state").is_dir()
+    # The checkpoints are under the file:// root (a query's folder: runner.json, and the KPIs' state).
+    plans = {p.name: p for p in runtime.plan(sp.load(target="cluster"), sp.compile())}
+    assert all(p.checkpoint.is_relative_to(shared / "checkpoints") for p in plans.values())
+    assert all((p.checkpoint / "runner.json").exists() for p in plans.values())
+    assert (plans["kpi_per_minute__parquet"].checkpoint / "state").is_dir()
 
     # Locally, the same project and data (the shared local[4] session, its own roots).
     _, local = apply_in_process(spark, sp)
@@ -111,6 +118,5 @@ def test_cluster_apply_equals_local_run(spark, broker, cluster_model, standalone
     # status reads the file: URI checkpoints: every query has committed and nothing is behind.
     from runner.status import query_status
     status = query_status(sp.load(target="cluster"))
-    assert {s.name for s in status} == {"fraud_alerts__parquet", "kpi_per_minute__parquet",
-                                        "rejected_transactions__parquet"}
+    assert {s.checkpoint for s in status} == {p.checkpoint for p in plans.values()}
     assert all(s.last_batch is not None and s.behind == 0 for s in status), status
