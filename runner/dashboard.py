@@ -108,7 +108,7 @@ def alert_table(s: Snapshot) -> Table:
     t = Table(title=f"Latest alerts ({s.n_alerts:,} in all)", expand=True, box=box.SIMPLE_HEAD)
     for col, just in (("txn_id", "left"), ("event time", "left"), ("amount", "right"),
                       ("fraud_prob", "right"), ("fraud", "center")):
-        t.add_column(col, justify=just, no_wrap=True)
+        t.add_column(col, justify=just, no_wrap=True, min_width=len(col))
     for r in s.alerts.itertuples(index=False):
         t.add_row(str(r.txn_id), f"{pd.Timestamp(r.event_time):%H:%M:%S}", f"{r.Amount:,.2f}",
                   f"{r.fraud_prob:.4f}", "[green]yes[/]" if r.Class == 1 else "no")
@@ -119,9 +119,9 @@ def alert_table(s: Snapshot) -> Table:
 
 def query_table(s: Snapshot) -> Table:
     t = Table(title="Queries (rows/s, batch ms: last batch with rows; avg ms: last 10)", expand=True, box=box.SIMPLE_HEAD)
-    t.add_column("query", no_wrap=True, min_width=28)
+    t.add_column("query", no_wrap=True, min_width=22)
     for col in ("batches", "rows", "rows/s", "batch ms", "avg ms"):
-        t.add_column(col, justify="right", no_wrap=True)
+        t.add_column(col, justify="right", no_wrap=True, min_width=len(col))
     for name, q in s.queries.items():
         t.add_row(name, f"{q['batches']:,}", f"{q['rows']:,}", f"{q['rows_per_s']:,.0f}",
                   "-" if q["last_ms"] is None else f"{q['last_ms']:,}",

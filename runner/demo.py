@@ -135,6 +135,13 @@ def _tail(path: Path, lines: int = 12) -> str:
         return ""
 
 
+def _error_line(log: Path) -> str:
+    """The runner's own `error: ...` line from a log (Spark's stack traces around it left out)."""
+    lines = _tail(log, 400).splitlines()
+    ours = [line for line in lines if line.startswith("error: ")]
+    return ours[-1][len("error: "):] if ours else "\n" + "\n".join(lines[-8:])
+
+
 def _group_alive(pgid: int) -> bool:
     try:
         os.killpg(pgid, 0)
@@ -224,7 +231,7 @@ class Demo:
         if self.opts.data and not use_csv:
             raise RunnerError(f"no such data file: {data}", hint="put the Kaggle creditcard.csv there, or leave --data out")
         self.data = data if use_csv else None
-        self.source_text = (f"the Kaggle file {data}" if use_csv else
+        self.source_text = (f"{data} (creditcard.csv layout)" if use_csv else
                             f"synthetic creditcard-shaped rows (no {data} found)")
         self.run_dir = new_run_dir(self.project)
         port = pick_port(self.opts.port)
@@ -256,7 +263,7 @@ class Demo:
                 raise RunnerError("training did not finish within the demo's time limit",
                                   where=str(self.run_dir / "train.log")) from None
         if code != 0:
-            raise RunnerError(f"training failed (exit {code}):\n{_tail(self.run_dir / 'train.log')}",
+            raise RunnerError(f"training failed (exit {code}): {_error_line(self.run_dir / 'train.log')}",
                               where=str(self.run_dir / "train.log"))
         self._mark("train + broker", t)
         card = self._card()
@@ -284,7 +291,7 @@ class Demo:
 
     def check_apply(self) -> None:
         if self.apply_proc and self.apply_proc.poll() is not None:
-            raise RunnerError(f"`runner apply` exited with code {self.apply_proc.returncode}:\n{_tail(self.apply_log)}",
+            raise RunnerError(f"`runner apply` exited with code {self.apply_proc.returncode}: {_error_line(self.apply_log)}",
                               where=str(self.apply_log))
 
     def start_replay(self) -> None:

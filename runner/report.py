@@ -84,30 +84,39 @@ def threshold_plot(card: dict, chosen: float | None, path: Path) -> None:
 
 def kpi_plot(kpis: pd.DataFrame, path: Path) -> None:
     plt = _plt()
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(10, 6), sharex=True,
-                                      gridspec_kw={"height_ratios": [1, 2]})
+    fig, (top, mid, bottom) = plt.subplots(3, 1, figsize=(10, 7.5), sharex=True,
+                                           gridspec_kw={"height_ratios": [1, 1.6, 1.6]})
     if kpis.empty:
         _empty(top, "no closed KPI windows yet")
-        _empty(bottom, "(a window is written once the watermark passes its end)")
+        _empty(mid, "(a window is written once the watermark passes its end)")
+        _empty(bottom, "")
     else:
         k = kpis.sort_values("window_start")
         x = pd.to_datetime(k["window_start"])
-        width = (x.diff().median() if len(x) > 1 else pd.Timedelta(minutes=1)) * 0.4
-        top.plot(x, k["n_txn"], color="0.3", linewidth=1.2, drawstyle="steps-post")
+        width = (x.diff().median() if len(x) > 1 else pd.Timedelta(minutes=1)) * 0.45
+        top.plot(x, k["n_txn"], color="0.3", linewidth=1.0, drawstyle="steps-post")
         top.set_ylabel("transactions")
         top.set_title("Per minute of event time")
-        bottom.bar(x - width / 2, k["n_alert"], width=width, color="tab:red", label="alerts", align="center")
-        bottom.bar(x + width / 2, k["n_fraud_true"], width=width, color="tab:blue", label="true frauds",
-                   align="center")
+        mid.bar(x - width / 2, k["n_alert"], width=width, color="tab:red", label="alerts", align="center")
+        mid.bar(x + width / 2, k["n_fraud_true"], width=width, color="tab:blue", label="true frauds",
+                align="center")
         hits = k[k["tp"] > 0]
-        bottom.scatter(pd.to_datetime(hits["window_start"]), hits["tp"] + 0.15, marker="v", color="black",
-                       s=18, label="alert on a true fraud (TP)", zorder=3)
-        bottom.set_ylabel("count per minute")
-        bottom.set_xlabel("event time (window start, UTC)")
-        bottom.legend(loc="upper right")
+        mid.scatter(pd.to_datetime(hits["window_start"]), hits["tp"] + 0.25, marker="v", color="black",
+                    s=14, label="alert on a true fraud (TP)", zorder=3)
+        mid.set_ylabel("per minute")
+        mid.legend(loc="upper right", fontsize=8)
         top_y = max(int(k["n_alert"].max()), int(k["n_fraud_true"].max()), 1)
-        bottom.set_ylim(0, top_y + 1)
-        bottom.yaxis.get_major_locator().set_params(integer=True)
+        mid.set_ylim(0, top_y + 1)
+        mid.yaxis.get_major_locator().set_params(integer=True)
+        for col, colour, label in (("n_alert", "tab:red", "alerts"), ("n_fraud_true", "tab:blue", "true frauds"),
+                                   ("tp", "black", "TP"), ("fp", "tab:orange", "FP")):
+            bottom.plot(x, k[col].cumsum(), color=colour, label=label, linewidth=1.8, drawstyle="steps-post")
+        tp, fp, frauds = int(k["tp"].sum()), int(k["fp"].sum()), int(k["n_fraud_true"].sum())
+        bottom.set_title(f"Cumulative: precision {_pct(_ratio(tp, tp + fp))}, recall {_pct(_ratio(tp, frauds))} "
+                         f"over {len(k)} closed windows", fontsize=10)
+        bottom.set_ylabel("so far")
+        bottom.set_xlabel("event time (window start, UTC)")
+        bottom.legend(loc="upper left", fontsize=8)
         fig.autofmt_xdate()
     fig.tight_layout()
     fig.savefig(path)
@@ -133,9 +142,14 @@ def latency_plot(batches: dict[str, list[dict]], path: Path) -> None:
         top.set_ylabel("batch latency (s)")
         top.set_yscale("log")
         top.set_title("Batch latency over the run (the first batches include query planning)")
-        top.legend(fontsize=7, ncol=2, loc="upper right")
         bottom.set_ylabel("rows per batch")
-        bottom.set_xlabel("seconds since the first batch")
+        bottom.set_xlabel("seconds since the first batch started")
+        handles, labels = top.get_legend_handles_labels()
+        fig.legend(handles, labels, loc="lower center", ncol=min(4, len(labels)), fontsize=8, frameon=False)
+        fig.tight_layout(rect=(0, 0.04 + 0.035 * ((len(labels) + 3) // 4), 1, 1))
+        fig.savefig(path)
+        plt.close(fig)
+        return
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
@@ -166,7 +180,7 @@ def latency_stats(batches: dict[str, list[dict]]) -> dict[str, dict]:
         busy = [b for b in rows if b["rows"]]
         ms = sorted(b["duration_ms"] for b in busy)
         out[q] = {"batches": len(rows), "rows": sum(b["rows"] for b in rows),
-                  "median_ms": statistics.median(ms) if ms else None,
+                  "median_ms": int(round(statistics.median(ms))) if ms else None,
                   "p95_ms": ms[min(len(ms) - 1, int(round(0.95 * (len(ms) - 1))))] if ms else None,
                   "max_ms": ms[-1] if ms else None,
                   "late_rows": sum(b["late_rows"] for b in rows)}

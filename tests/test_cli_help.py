@@ -2,6 +2,7 @@
 one-line errors (no usage dump, no traceback)."""
 from __future__ import annotations
 
+import os
 import subprocess
 
 import click
@@ -57,7 +58,7 @@ def test_help_explains_every_option_with_its_default(path, cmd):
 ])
 def test_wrong_use_is_a_one_line_error(runner_cmd, repo, args, expected):
     r = subprocess.run([*runner_cmd, "--project", str(repo), *args], capture_output=True, text=True, timeout=120,
-                       env={"COLUMNS": "60", "PATH": "/usr/bin:/bin"})
+                       env={**os.environ, "COLUMNS": "60"})
     assert r.returncode in (1, 2), (r.returncode, r.stdout, r.stderr)
     assert "Traceback" not in r.stderr and "Usage:" not in r.stderr
     lines = [line for line in r.stderr.splitlines() if line.strip()]

@@ -1,6 +1,7 @@
 """The report and the dashboard from a small finished run on disk (no Spark, no Kafka)."""
 from __future__ import annotations
 
+import os
 import subprocess
 
 import numpy as np
@@ -108,7 +109,7 @@ def test_dashboard_renders_kpis_alerts_queries_and_counts(run_project):
 
 def test_dashboard_once_cli_and_narrow_terminal(run_project, runner_cmd):
     r = subprocess.run([*runner_cmd, "--project", str(run_project.root), "dashboard", "--once"],
-                       capture_output=True, text=True, timeout=120, env={"COLUMNS": "100", "PATH": "/usr/bin:/bin"})
+                       capture_output=True, text=True, timeout=120, env={**os.environ, "COLUMNS": "100"})
     assert r.returncode == 0, r.stderr
     assert "KPIs per minute" in r.stdout and "Latest alerts" in r.stdout and "Queries" in r.stdout
     assert "fx-00000009" in r.stdout

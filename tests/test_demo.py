@@ -1,0 +1,118 @@
+"""`runner demo` end to end as a user runs it (a subprocess), with tiny settings: it trains,
+starts its own broker and the streams, replays, stops by itself once everything is processed,
+leaves no process behind and writes the report. Ctrl-C stops everything too."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from runner import outputs
+from runner.kafka_local import free_port
+from runner.report import KPI_PNG, LATENCY_PNG, REPORT_MD, THRESHOLD_PNG
+
+
+@pytest.fixture
+def project_copy(tmp_path, repo) -> Path:
+    root = tmp_path / "project"
+    root.mkdir()
+    shutil.copy(repo / "project.yml", root / "project.yml")
+    shutil.copytree(repo / "sql", root / "sql")
+    return root
+
+
+def only_run(root: Path) -> Path:
+    runs = [p for p in (root / ".runtime" / "demo").iterdir() if p.is_dir()]
+    assert len(runs) == 1
+    return runs[0]
+
+
+def left_over(run: Path) -> list[str]:
+    """Processes the demo started (or their children: same session) that still run."""
+    started = set(json.loads((run / "processes.json").read_text()).values())
+    alive = []
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            fields = (d / "stat").read_text().rsplit(")", 1)[1].split()
+            state, session = fields[0], int(fields[3])
+            cmd = (d / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except (OSError, IndexError, ValueError):
+            continue
+        if state != "Z" and (int(d.name) in started or session in started):
+            alive.append(f"{d.name}: {cmd[:120]}")
+    return alive
+
+
+def test_demo_end_to_end(project_copy, tmp_path, runner_cmd):
+    """With data/creditcard.csv present (a small file in its layout) the demo trains with
+    `runner train --data` on it and replays its first rows."""
+    from runner.synth import generate
+
+    (project_copy / "data").mkdir()
+    generate(8000, seed=3).to_csv(project_copy / "data" / "creditcard.csv", index=False)
+    report_dir = tmp_path / "report"
+    t0 = time.monotonic()
+    r = subprocess.run([*runner_cmd, "--project", str(project_copy), "demo", "--rows", "2000", "--speedup", "80",
+                        "--port", str(free_port()), "--timeout", "420", "--report-dir", str(report_dir)],
+                       capture_output=True, text=True, timeout=480, env={**os.environ, "COLUMNS": "160"})
+    seconds = time.monotonic() - t0
+    run = only_run(project_copy)
+    assert r.returncode == 0, f"{r.stdout[-3000:]}\n{r.stderr[-3000:]}\napply.log:\n" + \
+        (run / "apply.log").read_text(errors="replace")[-3000:]
+    out = r.stdout
+    assert f"data: {project_copy / 'data' / 'creditcard.csv'} (creditcard.csv layout)" in out
+    assert (run / "models" / "fraud_lr" / "model_card.json").exists()
+    assert json.loads((run / "models" / "fraud_lr" / "model_card.json").read_text())["data"]["rows"] == 8000
+    assert "demo summary (done)" in out and "2,000 of 2,000 rows" in out
+    assert "KPIs per minute" in out and "Latest alerts" in out        # the dashboard's last frame
+    assert "Traceback" not in out + r.stderr
+    assert left_over(run) == []
+
+    # the streams processed every replayed row: each Parquet query's progress adds up to 2000
+    progress = run / ".runtime" / "progress"
+    for q in ("fraud_alerts__parquet", "rejected_transactions__parquet", "kpi_per_minute__parquet"):
+        rows = sum(json.loads(line)["numInputRows"] for line in (progress / f"{q}.jsonl").read_text().splitlines())
+        assert rows == 2000, q
+    kpis = outputs.read(run / "output" / "kpis")
+    assert len(kpis) >= 10 and kpis["n_txn"].sum() > 1500          # ~20 minutes of event time, last 2 still open
+
+    for name in (THRESHOLD_PNG, KPI_PNG, LATENCY_PNG):
+        assert (report_dir / name).stat().st_size > 15_000
+    md = (report_dir / REPORT_MD).read_text()
+    assert f"{len(kpis)} closed one-minute windows" in md and "`runner demo` run" in md
+    # the user's own folders are untouched
+    assert not (project_copy / "output").exists() and not (project_copy / "checkpoints").exists()
+    print(f"demo took {seconds:.0f}s")
+
+
+def test_demo_ctrl_c_stops_everything(project_copy, tmp_path, runner_cmd):
+    log = tmp_path / "demo.out"
+    with open(log, "wb") as f:
+        proc = subprocess.Popen([*runner_cmd, "--project", str(project_copy), "demo", "--rows", "500",
+                                 "--train-rows", "5000", "--port", str(free_port()),
+                                 "--report-dir", str(tmp_path / "report")],
+                                stdout=f, stderr=subprocess.STDOUT, env={**os.environ, "COLUMNS": "160"})
+    try:
+        deadline = time.monotonic() + 120
+        while "broker: running" not in log.read_text(errors="replace"):  # training (Spark) runs now
+            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.5)
+        run = only_run(project_copy)
+        assert "train" in json.loads((run / "processes.json").read_text())
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=120) == 130, log.read_text()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    text = log.read_text()
+    assert "data: synthetic creditcard-shaped rows" in text
+    assert "demo summary (interrupt)" in text and "Traceback" not in text
+    assert left_over(run) == []
