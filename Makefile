@@ -33,3 +33,7 @@ test: setup
 
 clean:
 	rm -rf target output checkpoints checkpoints_archive .runtime
+
+# Not part of `make test`: ~15-25 minutes on 2 cores. Writes bench/results.md.
+bench: setup
+	$(BIN)/python bench/bench.py $(BENCH_ARGS)

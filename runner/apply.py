@@ -175,14 +175,16 @@ def realtime_supported() -> bool:
     return "realTime" in inspect.signature(DataStreamWriter.trigger).parameters
 
 
-def trigger_for(members: list[QueryPlan], manifest, available_now: bool) -> dict:
+def trigger_for(members: list[QueryPlan], manifest, available_now: bool, realtime: bool = True) -> dict:
     """The trigger of a query: availableNow when draining; Real-time Mode for a realtime Kafka
     sink; else the shortest processing-time interval its members ask for (none: back to back)."""
     if available_now:
         return {"availableNow": True}
     asked = [p.spec.sink.get("trigger") or manifest.model(p.spec.model).config.trigger for p in members]
-    if fanout.REALTIME in asked and realtime_supported():
-        return {"realTime": REALTIME_CHECKPOINT_INTERVAL}
+    if fanout.REALTIME in asked:
+        if realtime and realtime_supported():
+            return {"realTime": REALTIME_CHECKPOINT_INTERVAL}
+        return {}   # micro-batches back to back: the lowest latency micro-batch can give
     from runner.manifest import duration_seconds
     every = sorted((a for a in asked if a and a != fanout.REALTIME), key=duration_seconds)
     return {"processingTime": every[0]} if every else {}
@@ -193,7 +195,7 @@ REALTIME_CHECKPOINT_INTERVAL = "5 minutes"
 
 
 def start_queries(spark, project, manifest, plans: list[QueryPlan], *, available_now: bool,
-                  extra_source_options: dict | None = None) -> list:
+                  extra_source_options: dict | None = None, realtime: bool = True) -> list:
     """Register sources, fraud_prob and views, then start one query per group of sinks."""
     import udfs
 
@@ -212,14 +214,16 @@ def start_queries(spark, project, manifest, plans: list[QueryPlan], *, available
             "sinks": {p.name: p.spec.sink for p in members},
             "written": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
         location = checkpoints.location(project.checkpoint_root, name)
-        trigger = trigger_for(members, manifest, available_now)
+        trigger = trigger_for(members, manifest, available_now, realtime)
         first = members[0]
         model = manifest.model(first.spec.model)
         if len(members) == 1 and name == first.name:
             # A query of its own: Spark's sink directly (Real-time Mode needs update mode).
-            mode = "update" if fanout.is_realtime(first.spec.sink, model) else model.config.output_mode
-            queries.append(sinks.start(frames[model.name], first.spec, checkpoint=location, output_mode=mode,
-                                       trigger=trigger, kafka_options=kafka_options))
+            mode = "update" if "realTime" in trigger else model.config.output_mode
+            query = sinks.start(frames[model.name], first.spec, checkpoint=location, output_mode=mode,
+                                trigger=trigger, kafka_options=kafka_options)
+            query.realtime = "realTime" in trigger
+            queries.append(query)
             continue
         stateful = name != fanout.STATELESS_GROUP
         root = model.name if stateful else fanout.stateless_root(manifest)
@@ -252,6 +256,14 @@ def wait(queries: list, *, available_now: bool, timeout_s: float | None,
         stop_event.wait(0.5)
 
 
+def _in_trigger(q) -> bool:
+    try:
+        # A Real-time Mode batch lasts its whole checkpoint interval: never wait for it.
+        return q.isActive and not getattr(q, "realtime", False) and bool(q.status.get("isTriggerActive"))
+    except Exception:   # a query that died while we asked
+        return False
+
+
 def error_summary(exc) -> str:
     """The line of a query's exception a person needs: Spark's message, or the Python error's last line."""
     lines = [l.strip() for l in str(exc).strip().splitlines() if l.strip()]
@@ -264,6 +276,11 @@ def error_summary(exc) -> str:
 
 
 def stop_all(queries: list, timeout_s: float = 60.0) -> None:
+    # Let a running batch finish first (bounded): stopping a foreachBatch query inside its
+    # Python callback interrupts py4j mid-call, which Spark reports as a StackOverflowError.
+    settle = time.monotonic() + min(15.0, timeout_s)
+    while time.monotonic() < settle and any(_in_trigger(q) for q in queries):
+        time.sleep(0.2)
     for q in queries:
         try:
             if q.isActive:
@@ -312,15 +329,16 @@ def preflight(project, plans: list[QueryPlan]) -> None:
 def run(spark, project, manifest, plans: list[QueryPlan], *, available_now: bool = False,
         timeout_s: float | None = None, stop_event: threading.Event | None = None,
         on_batch: Callable[[dict], None] | None = None, on_started: Callable[[list], None] | None = None,
-        extra_source_options: dict | None = None) -> RunResult:
-    """Start every planned query, wait, stop them all. Call `preflight` first."""
+        extra_source_options: dict | None = None, realtime: bool = True) -> RunResult:
+    """Start every planned query, wait, stop them all. Call `preflight` first.
+    `realtime=False` runs Real-time Mode sinks as back-to-back micro-batches instead."""
     stop_event = stop_event or threading.Event()
     progress = ProgressLog(project.runtime_dir / "progress", on_batch)
     spark.streams.addListener(progress.listener)
     queries = []
     try:
         queries = start_queries(spark, project, manifest, plans, available_now=available_now,
-                                extra_source_options=extra_source_options)
+                                extra_source_options=extra_source_options, realtime=realtime)
         if on_started:
             on_started(queries)
         return wait(queries, available_now=available_now, timeout_s=timeout_s, stop_event=stop_event)

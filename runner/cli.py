@@ -190,8 +190,10 @@ def plan_cmd(ctx, vars_, no_spark):
 @click.option("--reset", "resets", multiple=True, metavar="MODEL",
               help="Archive MODEL's checkpoints (and Parquet output) first, so its queries start fresh.")
 @click.option("--quiet", is_flag=True, help="No per-batch progress lines.")
+@click.option("--realtime/--no-realtime", default=True, show_default=True,
+              help="Run Kafka sinks marked trigger='realtime' in Spark's Real-time Mode (else micro-batches).")
 @pass_ctx
-def apply_cmd(ctx, vars_, available_now, timeout, resets, quiet):
+def apply_cmd(ctx, vars_, available_now, timeout, resets, quiet, realtime):
     """Start the streams: Kafka sources, fraud_prob, the models' views in DAG order, and one
     streaming query per sink, each with its own checkpoint. Refuses INCOMPATIBLE changes
     unless --reset. Ctrl-C (or SIGTERM) stops every query cleanly and exits 0."""
@@ -226,7 +228,7 @@ def apply_cmd(ctx, vars_, available_now, timeout, resets, quiet):
     runtime.preflight(project, plans)
     spark = session_for(project)
     result = runtime.run(spark, project, manifest, plans, available_now=available_now, timeout_s=timeout,
-                         stop_event=stop_event, on_batch=on_batch, on_started=on_started)
+                         stop_event=stop_event, on_batch=on_batch, on_started=on_started, realtime=realtime)
     if result.error:
         raise RunnerError(result.error, hint="fix the cause and run `runner apply` again; checkpoints resume where it stopped")
     console.print(f"stopped ({result.stopped_by}); all {len(plans)} queries ended cleanly")

@@ -17,24 +17,31 @@ START = datetime(2026, 3, 1, 8, 0, tzinfo=timezone.utc)
 def test_sigkill_mid_stream_then_restart_loses_nothing(spark, stream_project, lr_model, tmp_path):
     sp = stream_project
     rows = generate(5000, seed=31)
-    sender = threading.Thread(target=replay.send, args=(sp.kafka, sp.topic, rows),
-                              kwargs={"start": START, "id_prefix": "crash", "rate": 80.0})
-    sender.start()
+    head, tail = rows.iloc[:1500], rows.iloc[1500:]
+    replay.send(sp.kafka, sp.topic, head, start=START, id_prefix="crash")
     proc = sp.popen("apply", log=tmp_path / "apply1.log")
-    alerts_ckpt = sp.root / "checkpoints" / "stateless__fanout"
-    deadline = time.monotonic() + 240
+    shared = sp.root / "checkpoints" / "stateless__fanout"
+    sender = None
     try:
-        # Kill it once some batches are committed, while the replay is still sending.
-        while time.monotonic() < deadline and (checkpoints.last_committed_batch(alerts_ckpt) or 0) < 1:
+        # Once the first batch is committed, send the rest while it runs, then kill it mid-flight.
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and checkpoints.last_committed_batch(shared) is None:
             assert proc.poll() is None, (tmp_path / "apply1.log").read_text()[-3000:]
             time.sleep(0.5)
+        assert checkpoints.last_committed_batch(shared) is not None, "apply never committed a batch"
+        # txn_ids continue the head's numbering, so the reference below covers all 5,000 rows.
+        tail_ids = tail.reset_index(drop=True)
+        sender = threading.Thread(target=_send_tail, args=(sp, tail_ids), daemon=True)
+        sender.start()
+        time.sleep(4)
         assert sender.is_alive(), "the replay ended before the kill; the test would prove nothing"
         proc.send_signal(signal.SIGKILL)
         proc.wait(30)
     finally:
         if proc.poll() is None:
             proc.kill()
-    sender.join(120)
+    if sender:
+        sender.join(180)
     partial = len(outputs.read(sp.output("alerts")))
 
     result = sp.cli("apply", "--available-now", "--quiet")
@@ -46,3 +53,18 @@ def test_sigkill_mid_stream_then_restart_loses_nothing(spark, stream_project, lr
     assert sorted(alerts["txn_id"]) == sorted(expected)         # nothing lost, nothing twice
     on_kafka = consume_keys(sp.broker.bootstrap, "fraud_alerts", "crash-")
     assert set(expected) <= set(on_kafka)                       # at-least-once: repeats allowed
+
+
+def _send_tail(sp, tail) -> None:
+    """The rest of the rows, at 100/s, numbered after the first 1,500."""
+    from kafka import KafkaProducer
+
+    pairs = replay.records(tail, start=START, id_prefix="crash")
+    producer = KafkaProducer(bootstrap_servers=sp.broker.bootstrap, linger_ms=5)
+    for i, (key, value) in enumerate(pairs):
+        n = 1500 + i
+        producer.send(sp.topic, key=f"crash-{n:08d}".encode(),
+                      value=value.replace(key, f"crash-{n:08d}".encode()))
+        time.sleep(0.01)
+    producer.flush(60)
+    producer.close()
