@@ -76,9 +76,16 @@ def test_demo_end_to_end(project_copy, tmp_path, runner_cmd):
     assert "Traceback" not in out + r.stderr
     assert left_over(run) == []
 
-    # the streams processed every replayed row: each Parquet query's progress adds up to 2000
+    # the streams processed every replayed row: each micro-batch query's progress adds up to 2000
+    from runner.compile import compile_project
+    from runner.demo import micro_batch_queries
+    from runner.project import load_project
+
+    demo_project = load_project(run)
+    queries = micro_batch_queries(demo_project, compile_project(demo_project, write=False))
+    assert queries
     progress = run / ".runtime" / "progress"
-    for q in ("fraud_alerts__parquet", "rejected_transactions__parquet", "kpi_per_minute__parquet"):
+    for q in queries:
         rows = sum(json.loads(line)["numInputRows"] for line in (progress / f"{q}.jsonl").read_text().splitlines())
         assert rows == 2000, q
     kpis = outputs.read(run / "output" / "kpis")
