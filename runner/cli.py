@@ -227,8 +227,11 @@ def apply_cmd(ctx, vars_, available_now, timeout, resets, quiet, realtime):
 
     runtime.preflight(project, plans)
     spark = session_for(project)
-    result = runtime.run(spark, project, manifest, plans, available_now=available_now, timeout_s=timeout,
-                         stop_event=stop_event, on_batch=on_batch, on_started=on_started, realtime=realtime)
+    try:
+        result = runtime.run(spark, project, manifest, plans, available_now=available_now, timeout_s=timeout,
+                             stop_event=stop_event, on_batch=on_batch, on_started=on_started, realtime=realtime)
+    finally:
+        spark.stop()   # drains Spark's listener bus while Python still answers its callbacks
     if result.error:
         raise RunnerError(result.error, hint="fix the cause and run `runner apply` again; checkpoints resume where it stopped")
     console.print(f"stopped ({result.stopped_by}); all {len(plans)} queries ended cleanly")

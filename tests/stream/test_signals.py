@@ -1,0 +1,34 @@
+"""`runner replay` feeds a running `runner apply`; SIGTERM stops every query cleanly, exit 0."""
+from __future__ import annotations
+
+import signal
+import time
+
+from runner import checkpoints, outputs
+
+
+def test_replay_cli_then_sigterm_stops_apply_cleanly(stream_project, tmp_path):
+    sp = stream_project
+    sent = sp.cli("replay", "--synthetic", "400", "--seed", "41", "--rate", "400", "--start", "2026-04-01T10:00:00Z")
+    assert sent.returncode == 0, sent.stderr
+    assert "sent 400 to " + sp.topic in sent.stdout and "errors 0" in sent.stdout
+
+    log = tmp_path / "apply.log"
+    proc = sp.popen("apply", log=log)
+    shared = sp.root / "checkpoints" / "stateless__fanout"
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and checkpoints.last_committed_batch(shared) is None:
+            assert proc.poll() is None, log.read_text()[-3000:]
+            time.sleep(0.5)
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    text = log.read_text()
+    assert code == 0, text[-3000:]
+    assert "stopped (signal)" in text
+    assert "started fraud_alerts__parquet" in text
+    assert len(outputs.read(sp.output("rejected"))) == 0
+    assert (sp.root / ".runtime" / "progress" / "stateless__fanout.jsonl").exists()
