@@ -146,11 +146,11 @@ def _plan_table(plans) -> "Table":
     from runner.fingerprint import COMPATIBLE, INCOMPATIBLE, NEW
     colour = {NEW: "cyan", COMPATIBLE: "yellow", INCOMPATIBLE: "bold red"}
     table = Table(title="plan", show_lines=False)
-    for col in ("query", "sink", "verdict", "why"):
+    for col in ("sink", "writes to", "runs in query", "verdict", "why"):
         table.add_column(col, overflow="fold")
     for p in plans:
         style = colour.get(p.verdict.kind, "green")
-        table.add_row(p.name, f"{p.spec.sink['kind']}: {p.spec.location}",
+        table.add_row(p.name, f"{p.spec.sink['kind']}: {p.spec.location}", p.group,
                       f"[{style}]{p.verdict.kind}[/]", "\n".join(p.verdict.reasons))
     return table
 
@@ -223,7 +223,7 @@ def apply_cmd(ctx, vars_, available_now, timeout, resets, quiet, realtime):
     def on_started(queries) -> None:
         for p in plans:
             console.print(f"started {p.name:<34} -> {p.spec.sink['kind']}: {p.spec.location}  "
-                          f"(checkpoint {p.checkpoint})", highlight=False)
+                          f"(query {p.group}, checkpoint {p.checkpoint})", highlight=False)
 
     runtime.preflight(project, plans)
     spark = session_for(project)
