@@ -67,12 +67,12 @@ def readme_command(prefix: str) -> list[str]:
     return found
 
 
-def run_readme(cmd: str, root: Path, timeout: float = 300, **kw) -> subprocess.CompletedProcess:
+def run_readme(cmd: str, root: Path, timeout: float = 300, columns: int = 200, **kw) -> subprocess.CompletedProcess:
     """A README command, run with this venv's executables against the project in `root`."""
     args = shlex.split(cmd)
     exe = Path(sys.executable).with_name(Path(args[0]).name)
     return subprocess.run([str(exe), "--project", str(root), *args[1:]], capture_output=True, text=True,
-                          timeout=timeout, env={**os.environ, "COLUMNS": "200"}, **kw)
+                          timeout=timeout, env={**os.environ, "COLUMNS": str(columns)}, **kw)
 
 
 def test_kpi_one_liner(broker):

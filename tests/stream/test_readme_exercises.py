@@ -29,9 +29,13 @@ def applied_project(tmp_path, lr_model):
     (root / "project.yml").write_text(yaml.safe_dump(raw, sort_keys=False))
     shutil.copytree(REPO / "sql", root / "sql")
     project = load_project(root)
+    groups: dict = {}
     for p in runtime.plan(project, compile_project(project, write=False)):
-        checkpoints.write_meta(p.checkpoint, {"query": p.name, "model": p.spec.model, "sink": p.spec.sink,
-                                              "fingerprint": p.fingerprint, "written": "2026-01-05T09:00:00Z"})
+        groups.setdefault(p.checkpoint, []).append(p)
+    for folder, members in groups.items():  # what start_queries writes before Spark starts a query
+        checkpoints.write_meta(folder, {"query": folder.name, "members": {p.name: p.fingerprint for p in members},
+                                        "sinks": {p.name: p.spec.sink for p in members},
+                                        "written": "2026-01-05T09:00:00Z"})
     return root
 
 
@@ -42,7 +46,7 @@ def rows_of(stdout: str, query_prefix: str) -> list[str]:
 def test_exercise_plans(applied_project):
     """Exercise 2 exactly as written (Spark analyses the models), exercise 1's plan without Spark."""
     (watermark,) = [c for c in readme_command(".venv/bin/runner plan --var") if "watermark" in c]
-    r = run_readme(watermark, applied_project)
+    r = run_readme(watermark, applied_project, columns=400)
     assert r.returncode == 0, r.stdout + r.stderr
     kpis = rows_of(r.stdout, "kpi_per_minute__")
     assert len(kpis) == 3 and all("RESUME (compatible change)" in line for line in kpis), r.stdout
@@ -51,7 +55,7 @@ def test_exercise_plans(applied_project):
     assert alerts and "RESUME " in alerts[0] and "compatible" not in alerts[0], r.stdout
 
     (threshold,) = [c for c in readme_command(".venv/bin/runner plan --var") if "threshold" in c]
-    r = run_readme(threshold + " --no-spark", applied_project)
+    r = run_readme(threshold + " --no-spark", applied_project, columns=400)
     assert r.returncode == 0, r.stdout + r.stderr
     alerts = rows_of(r.stdout, "fraud_alerts__parquet")
     assert alerts and "RESUME (compatible change)" in alerts[0], r.stdout
