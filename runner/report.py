@@ -54,7 +54,7 @@ def _empty(ax, text: str) -> None:
 def threshold_plot(card: dict, chosen: float | None, path: Path) -> None:
     plt = _plt()
     table = sorted(card.get("threshold_table") or [], key=lambda r: r["threshold"])
-    fig, ax = plt.subplots(figsize=(8, 4.8))
+    fig, ax = plt.subplots(figsize=(8, 5.2))
     if not table:
         _empty(ax, "the model card has no threshold table")
     else:
@@ -71,7 +71,7 @@ def threshold_plot(card: dict, chosen: float | None, path: Path) -> None:
         ax.set_ylim(0, 1.05)
         ax.set_xlabel("alert threshold (fraud_prob >= threshold)")
         ax.set_ylabel("on the model's test part")
-        ax.legend(loc="lower left", bbox_to_anchor=(0.0, 0.06))
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=4, frameon=False)
         ax.set_xticks(t)
     name = card.get("name", "model")
     pr_auc = (card.get("metrics") or {}).get("pr_auc")
