@@ -64,4 +64,5 @@ def frame(a: Audit) -> pd.DataFrame:
             ("  alerts in them", a.kpi_alerts), ("  true frauds in them", a.kpi_frauds),
             ("  recall (tp / true frauds)", a.recall)]
     rows += [(f"rejected: {reason}", n) for reason, n in a.rejected_by_reason.items()]
-    return pd.DataFrame(rows, columns=["what", "value"])
+    # dtype=object keeps counts as ints (a float column would print 1473 as 1473.0000)
+    return pd.DataFrame(rows, columns=["what", "value"], dtype=object)

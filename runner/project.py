@@ -17,6 +17,15 @@ from runner.errors import RunnerError
 PROJECT_FILE = "project.yml"
 VAR_TYPES = ("double", "int", "interval", "string", "boolean")
 _ENV_REF = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)\}")
+# What may reach Spark from project.yml besides vars: Kafka topic names (Kafka's own rule),
+# schema field names and types, and paths. None of them is ever pasted into SQL unquoted, but
+# a value outside these shapes is a mistake (or an attempt), so it is refused up front.
+TOPIC_NAME = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
+FIELD_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+FIELD_TYPE = re.compile(r"^(STRING|DOUBLE|FLOAT|INT|INTEGER|BIGINT|LONG|SMALLINT|TINYINT|BOOLEAN|TIMESTAMP|DATE"
+                        r"|DECIMAL\(\d{1,2}, ?\d{1,2}\))$", re.IGNORECASE)
+_PATH_BAD = re.compile(r"[\x00-\x1f'\"`;]")
+DEFAULT_KAFKA_WAIT_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -45,6 +54,7 @@ class Target:
     checkpoint_root: str
     kafka: dict[str, str]            # kafka.* client options, secrets still as ${env:...}
     spark_conf: dict[str, str] = field(default_factory=dict)
+    kafka_wait_s: float = DEFAULT_KAFKA_WAIT_S  # how long apply waits for the broker before giving up
 
     @property
     def bootstrap_servers(self) -> str:
@@ -99,6 +109,24 @@ def resolve_env(value: str, key: str = "") -> str:
     return _ENV_REF.sub(sub, value)
 
 
+def check_topic(name: Any, where: str) -> str:
+    name = str(name)
+    if not TOPIC_NAME.match(name) or name in (".", ".."):
+        raise RunnerError(f"{where}: {name!r} is not a valid Kafka topic name", where=PROJECT_FILE,
+                          hint="topic names use only letters, digits, '.', '_' and '-' (at most 249)")
+    return name
+
+
+def check_path(value: Any, where: str) -> str:
+    """A path from project.yml: no quotes, semicolons or control characters."""
+    text = str(value)
+    if not text.strip() or _PATH_BAD.search(text):
+        raise RunnerError(f"{where}: {text!r} is not an acceptable path (empty, or has quotes, ';' "
+                          "or control characters)", where=PROJECT_FILE,
+                          hint="use plain folder names: letters, digits, '.', '_', '-' and '/'")
+    return text
+
+
 def _need(d: dict, key: str, where: str) -> Any:
     if not isinstance(d, dict) or key not in d:
         raise RunnerError(f"missing '{key}' in {where}", where=PROJECT_FILE,
@@ -131,15 +159,25 @@ def load_project(root: str | Path = ".", *, target: str | None = None, master: s
     for t, spec in (raw.get("topics") or {}).items():
         if spec is not None and not (isinstance(spec, dict) and isinstance(spec.get("partitions", 1), int)):
             raise RunnerError(f"topic '{t}' needs {{partitions: N}}, got {spec!r}", where=str(file))
-        topics[str(t)] = int((spec or {}).get("partitions", 1))
+        topics[check_topic(t, "topics")] = int((spec or {}).get("partitions", 1))
 
     sources: dict[str, KafkaSource] = {}
     for name, spec in ((raw.get("sources") or {}).get("kafka") or {}).items():
+        where = f"sources.kafka.{name}"
+        if not FIELD_NAME.match(str(name)):
+            raise RunnerError(f"source name {name!r} must be an identifier", where=PROJECT_FILE)
+        schema = {str(k): str(v).strip() for k, v in (_need(spec, "schema", where) or {}).items()}
+        for k, v in schema.items():
+            if not FIELD_NAME.match(k):
+                raise RunnerError(f"{where}.schema: field name {k!r} must be an identifier", where=PROJECT_FILE)
+            if not FIELD_TYPE.match(v):
+                raise RunnerError(f"{where}.schema.{k}: unsupported type {v!r}", where=PROJECT_FILE,
+                                  hint="use STRING, DOUBLE, INT, BIGINT, BOOLEAN, TIMESTAMP, DATE or DECIMAL(p,s)")
         sources[name] = KafkaSource(
             name=name,
-            topic=str(_need(spec, "topic", f"sources.kafka.{name}")),
+            topic=check_topic(_need(spec, "topic", where), f"{where}.topic"),
             options={k: str(v) for k, v in (spec.get("options") or {}).items()},
-            schema={str(k): str(v) for k, v in _need(spec, "schema", f"sources.kafka.{name}").items()},
+            schema=schema,
         )
 
     targets = raw.get("targets") or {}
@@ -148,17 +186,23 @@ def load_project(root: str | Path = ".", *, target: str | None = None, master: s
         raise RunnerError(f"unknown target '{tname}'", where=str(file),
                           hint=f"targets defined: {', '.join(targets) or 'none'}")
     t = targets[tname]
+    wait = t.get("kafka_wait_s", DEFAULT_KAFKA_WAIT_S)
+    if isinstance(wait, bool) or not isinstance(wait, (int, float)) or not 0 < wait <= 3600:
+        raise RunnerError(f"targets.{tname}.kafka_wait_s must be a number of seconds (0, 3600], got {wait!r}",
+                          where=str(file))
     tgt = Target(
         name=tname,
         master=master or str(t.get("master", "local[*]")),
-        output_root=str(t.get("output_root", "output")),
-        checkpoint_root=str(t.get("checkpoint_root", "checkpoints")),
+        output_root=check_path(t.get("output_root", "output"), f"targets.{tname}.output_root"),
+        checkpoint_root=check_path(t.get("checkpoint_root", "checkpoints"), f"targets.{tname}.checkpoint_root"),
         kafka={str(k): str(v) for k, v in _need(t, "kafka", f"targets.{tname}").items()},
         spark_conf={str(k): str(v) for k, v in (t.get("spark_conf") or {}).items()},
+        kafka_wait_s=float(wait),
     )
     _need(tgt.kafka, "bootstrap.servers", f"targets.{tname}.kafka")
 
-    paths = raw.get("paths") or {}
+    paths = {k: check_path(v, f"paths.{k}") for k, v in (raw.get("paths") or {}).items()}
+    check_path(raw.get("model", "models/fraud_lr"), "model")
     return Project(
         root=root,
         name=str(raw.get("name", root.name)),
