@@ -8,7 +8,9 @@
 -- which Spark reads as those numbers (so non_finite). Class must be an integer when present.
 -- event_time is an ISO-8601 timestamp (without an offset it is read in the session time zone).
 -- Unknown extra fields are ignored. Nothing is dropped: valid rows go on to stg_transactions,
--- the others to rejected_transactions.
+-- the others to rejected_transactions. The session turns off
+-- spark.sql.optimizer.enableJsonExpressionOptimization (runner/session.py): it prunes this
+-- from_json per plan, and _corrupt_record would then miss wrong types in unread fields.
 WITH parsed AS (
   SELECT
     partition AS kafka_partition,
