@@ -12,7 +12,6 @@ Peak RSS of the driver (Python + JVM) is sampled throughout. Writes bench/result
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import shutil

@@ -21,7 +21,6 @@ from __future__ import annotations
 import shutil
 import uuid
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from runner.manifest import REALTIME
 
