@@ -122,8 +122,13 @@ def _properties(data_dir: Path, port: int, controller_port: int) -> str:
 
 
 def _cluster_id() -> str:
-    # Kafka's own format: 16 random bytes, URL-safe base64 without padding.
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    # Kafka's own format: 16 random bytes, URL-safe base64 without padding; like Kafka's
+    # Uuid.randomUuid, never starting with '-', which the storage tool would read as an option.
+    for _ in range(100):
+        cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cid.startswith("-"):
+            return cid
+    raise RuntimeError("could not draw a cluster id")
 
 
 def _tail(path: Path, lines: int = 15) -> str:

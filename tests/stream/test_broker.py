@@ -127,3 +127,13 @@ def test_missing_java_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(RunnerError, match="java not found"):
         kafka_local.start(tmp_path / "kafka", kafka_local.free_port())
+
+
+def test_cluster_ids_never_start_with_a_dash(monkeypatch):
+    """The storage tool reads a leading '-' as an option (seen once in CI: 1 start in 64)."""
+    import uuid as uuid_mod
+
+    dash_first = uuid_mod.UUID(bytes=b"\xf8" + bytes(15))       # base64url of 0xf8... starts with '-'
+    draws = iter([dash_first, uuid_mod.UUID(int=1)])
+    monkeypatch.setattr(kafka_local.uuid, "uuid4", lambda: next(draws))
+    assert kafka_local._cluster_id() == "AAAAAAAAAAAAAAAAAAAAAQ"
