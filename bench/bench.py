@@ -11,6 +11,8 @@ Peak RSS of the driver (Python + JVM) is sampled throughout. Writes bench/result
 """
 from __future__ import annotations
 
+import contextlib
+
 import argparse
 import os
 import platform
@@ -52,11 +54,9 @@ class PeakRss:
     def _run(self):
         me = psutil.Process()
         while not self._stop.is_set():
-            try:
+            with contextlib.suppress(psutil.Error):   # a child that exited between list and read
                 rss = me.memory_info().rss + sum(c.memory_info().rss for c in me.children(recursive=True))
                 self.peak = max(self.peak, rss)
-            except psutil.Error:
-                pass
             self._stop.wait(0.5)
 
     def __enter__(self):

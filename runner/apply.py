@@ -8,6 +8,8 @@ Run-time only: it takes a compiled Manifest and never renders Jinja.
 """
 from __future__ import annotations
 
+import contextlib
+
 import json
 import re
 import signal
@@ -126,17 +128,19 @@ class ProgressLog:
         log = self
 
         class Listener(StreamingQueryListener):
+            # Spark requires all four callbacks; only progress is logged (failures reach
+            # `wait` through each query's exception()).
             def onQueryStarted(self, event):
-                pass
+                return None
 
             def onQueryProgress(self, event):
                 log.record(json.loads(event.progress.json))
 
             def onQueryIdle(self, event):
-                pass
+                return None
 
             def onQueryTerminated(self, event):
-                pass
+                return None
 
         self.listener = Listener()
         self.on_batch = on_batch
@@ -282,11 +286,9 @@ def stop_all(queries: list, timeout_s: float = 60.0) -> None:
     while time.monotonic() < settle and any(_in_trigger(q) for q in queries):
         time.sleep(0.2)
     for q in queries:
-        try:
+        with contextlib.suppress(Exception):  # a query that already died has nothing left to stop
             if q.isActive:
                 q.stop()
-        except Exception:  # a query that already died has nothing left to stop
-            pass
     deadline = time.monotonic() + timeout_s
     for q in queries:
         while q.isActive and time.monotonic() < deadline:

@@ -7,6 +7,8 @@ needs neither Spark nor Kafka. `runner demo` shows it with a header of its own.
 """
 from __future__ import annotations
 
+import contextlib
+
 import time
 from dataclasses import dataclass, field
 
@@ -160,13 +162,11 @@ def run(project, *, refresh_s: float = 2.0, once: bool = False, console: Console
         console.print(render(snap, f"project {project.root}  (one snapshot)", console.width))
         return snap
     deadline = time.monotonic() + duration_s if duration_s else None
-    try:
-        with Live(render(snap, width=console.width), console=console, refresh_per_second=4, screen=False) as live:
-            while deadline is None or time.monotonic() < deadline:
-                time.sleep(refresh_s)
-                snap = feed.snapshot()
-                live.update(render(snap, f"project {project.root}  (refresh every {refresh_s:g}s, Ctrl-C to quit)",
-                                   console.width))
-    except KeyboardInterrupt:
-        pass
+    with contextlib.suppress(KeyboardInterrupt), \
+            Live(render(snap, width=console.width), console=console, refresh_per_second=4, screen=False) as live:
+        while deadline is None or time.monotonic() < deadline:
+            time.sleep(refresh_s)
+            snap = feed.snapshot()
+            live.update(render(snap, f"project {project.root}  (refresh every {refresh_s:g}s, Ctrl-C to quit)",
+                               console.width))
     return snap

@@ -14,6 +14,8 @@ outputs and progress logs), so the demo never touches a user's own runs. In orde
 """
 from __future__ import annotations
 
+import contextlib
+
 import os
 import shutil
 import signal
@@ -32,6 +34,7 @@ from rich.live import Live
 from rich.table import Table
 
 from runner.errors import RunnerError
+from runner.kafka_local import tail
 
 DEMO_FOLDER = "demo"          # under the project's runtime folder (.runtime/demo)
 KEEP_RUNS = 3                 # older demo run folders are removed when a new one starts
@@ -128,16 +131,9 @@ def write_demo_project(project, run_dir: Path, bootstrap: str) -> Path:
     return f
 
 
-def _tail(path: Path, lines: int = 12) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return ""
-
-
 def _error_line(log: Path) -> str:
     """The runner's own `error: ...` line from a log (Spark's stack traces around it left out)."""
-    lines = _tail(log, 400).splitlines()
+    lines = tail(log, 400).splitlines()
     ours = [line for line in lines if line.startswith("error: ")]
     return ours[-1][len("error: "):] if ours else "\n" + "\n".join(lines[-8:])
 
@@ -158,26 +154,18 @@ def stop_process(proc: subprocess.Popen | None, timeout_s: float = STOP_TIMEOUT_
     if proc is None:
         return
     if proc.poll() is None:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             proc.send_signal(signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            pass
     deadline = time.monotonic() + 20
     while _group_alive(proc.pid) and time.monotonic() < deadline:
         time.sleep(0.2)  # the JVM exits once its Python parent has gone
     if _group_alive(proc.pid):
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    try:
+    with contextlib.suppress(subprocess.TimeoutExpired):
         proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        pass
 
 
 def micro_batch_queries(project, manifest) -> set[str]:
@@ -325,10 +313,9 @@ class Demo:
 
         def work() -> None:
             try:
-                self.replay_summary = replay.send(options, topic, rows, id_prefix=f"demo-{prefix}",
-                                                  speedup=self.speedup, on_progress=progress)
-            except _Stop:
-                pass
+                with contextlib.suppress(_Stop):  # asked to stop: the summary stays unset
+                    self.replay_summary = replay.send(options, topic, rows, id_prefix=f"demo-{prefix}",
+                                                      speedup=self.speedup, on_progress=progress)
             except Exception as e:  # shown by the main thread, which stops everything
                 self.replay_error = f"{type(e).__name__}: {e}"
 

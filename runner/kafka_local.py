@@ -6,6 +6,8 @@ ends that pid only. State lives in one folder (default .runtime/kafka).
 """
 from __future__ import annotations
 
+import contextlib
+
 import base64
 import json
 import os
@@ -67,10 +69,8 @@ def free_port() -> int:
 
 
 def _alive(pid: int) -> bool:
-    try:  # reap it if it is our own child, so it does not linger as a zombie
+    with contextlib.suppress(ChildProcessError):  # reap our own child, so it lingers as no zombie
         os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -131,7 +131,8 @@ def _cluster_id() -> str:
     raise RuntimeError("could not draw a cluster id")
 
 
-def _tail(path: Path, lines: int = 15) -> str:
+def tail(path: Path, lines: int = 15) -> str:
+    """The last lines of a log file ('' when it can not be read)."""
     try:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
     except OSError:
@@ -191,7 +192,7 @@ def start(data_dir: str | Path, port: int = 9092, *, heap: str = "512m", timeout
         if proc.poll() is not None:
             _state_file(data_dir).unlink(missing_ok=True)
             raise RunnerError(f"the broker exited with code {proc.returncode} while starting; "
-                              f"last lines of {log}:\n{_tail(log)}")
+                              f"last lines of {log}:\n{tail(log)}")
         if _answers(port):
             return state
         time.sleep(0.5)

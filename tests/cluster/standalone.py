@@ -6,6 +6,8 @@ by the ids this object recorded, so no process outlives the test.
 """
 from __future__ import annotations
 
+import contextlib
+
 import json
 import os
 import signal
@@ -23,7 +25,7 @@ SPARK_HOME = Path(pyspark.__file__).resolve().parent
 
 
 class ClusterError(RuntimeError):
-    pass
+    """The standalone cluster did not start or stop as asked."""
 
 
 class StandaloneCluster:
@@ -122,7 +124,5 @@ class StandaloneCluster:
 
 
 def _signal_group(pgid: int, sig: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(pgid, sig)
-    except ProcessLookupError:
-        pass
