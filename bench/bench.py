@@ -30,14 +30,14 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from runner import apply as runtime  # noqa: E402
-from runner import kafka_local, replay  # noqa: E402
-from runner.compile import compile_project  # noqa: E402
-from runner.demo import write_demo_project  # noqa: E402
-from runner.kafka_clients import ensure_topics  # noqa: E402
-from runner.project import load_project  # noqa: E402
-from runner.session import build_session  # noqa: E402
-from runner.synth import generate  # noqa: E402
+from runner.stream import apply as runtime  # noqa: E402
+from runner.tools import kafka_local, replay  # noqa: E402
+from runner.compile.compiler import compile_project  # noqa: E402
+from runner.tools.demo import write_demo_project  # noqa: E402
+from runner.stream.kafka_clients import ensure_topics  # noqa: E402
+from runner.compile.project import load_project  # noqa: E402
+from runner.stream.session import build_session  # noqa: E402
+from runner.tools.synth import generate  # noqa: E402
 
 WORK = REPO / "bench" / "work"
 START = datetime(2026, 1, 1, tzinfo=timezone.utc)
@@ -172,7 +172,7 @@ def main() -> int:
     times: dict[str, list[float]] = {"seed": [], "ours": [], "floor": []}
     try:
         spark = build_session("local[4]", app_name="bench", conf={"spark.ui.showConsoleProgress": "false"})
-        from runner.train import load_synthetic, train
+        from runner.tools.train import load_synthetic, train
         train(spark, load_synthetic(50_000, seed=7), kind="lr", out_dir=WORK / "models", name="fraud_lr")
         model_dir = WORK / "models" / "fraud_lr"
 

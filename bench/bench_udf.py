@@ -48,9 +48,9 @@ def main() -> None:
     from pyspark.sql.types import DoubleType
 
     import udfs
-    from runner.session import build_session
-    from runner.synth import generate
-    from runner.train import load_synthetic, train
+    from runner.stream.session import build_session
+    from runner.tools.synth import generate
+    from runner.tools.train import load_synthetic, train
 
     spark = build_session(args.master, app_name="bench-udf", conf={"spark.ui.showConsoleProgress": "false"})
     work = Path(tempfile.mkdtemp(prefix="bench-udf-"))

@@ -23,7 +23,7 @@ class Context:
     @property
     def project(self):
         if self._project is None:
-            from runner.project import load_project
+            from runner.compile.project import load_project
             self._project = load_project(self.project_dir, target=self.target, master=self.master)
         return self._project
 
@@ -75,8 +75,8 @@ _data_dir_opt = click.option("--data-dir", default=None, type=click.Path(file_ok
 @pass_ctx
 def kafka_start(ctx, port, data_dir, topics):
     """Format storage on first use, start the broker in the background, wait until it answers."""
-    from runner import kafka_local
-    from runner.kafka_clients import ensure_topics
+    from runner.tools import kafka_local
+    from runner.stream.kafka_clients import ensure_topics
 
     state = kafka_local.start(_broker_dir(ctx, data_dir), port)
     console.print(f"kafka: running on {state.bootstrap} (pid {state.pid}), data in {state.data_dir}")
@@ -95,7 +95,7 @@ def kafka_start(ctx, port, data_dir, topics):
 @pass_ctx
 def kafka_stop(ctx, data_dir):
     """Stop the broker started by `kafka start` (that process only) and wait for it to exit."""
-    from runner import kafka_local
+    from runner.tools import kafka_local
 
     state = kafka_local.stop(_broker_dir(ctx, data_dir))
     console.print(f"kafka: stopped (pid {state.pid})" if state else "kafka: not running")
@@ -106,8 +106,8 @@ def kafka_stop(ctx, data_dir):
 @pass_ctx
 def kafka_status(ctx, data_dir):
     """Say whether the broker runs, its port, pid and topics. Exit 1 when it does not run."""
-    from runner import kafka_local
-    from runner.kafka_clients import list_topics
+    from runner.tools import kafka_local
+    from runner.stream.kafka_clients import list_topics
 
     state = kafka_local.read_state(_broker_dir(ctx, data_dir))
     if not state:
@@ -136,14 +136,14 @@ _var_opt = click.option("--var", "vars_", multiple=True, metavar="NAME=VALUE",
 
 
 def _compiled(ctx: Context, vars_: tuple[str, ...]):
-    from runner.compile import compile_project
+    from runner.compile.compiler import compile_project
     return compile_project(ctx.project, parse_var_options(vars_))
 
 
 def _plan_table(plans) -> "Table":
     from rich.table import Table
 
-    from runner.fingerprint import COMPATIBLE, INCOMPATIBLE, NEW
+    from runner.compile.fingerprint import COMPATIBLE, INCOMPATIBLE, NEW
     colour = {NEW: "cyan", COMPATIBLE: "yellow", INCOMPATIBLE: "bold red"}
     table = Table(title="plan", show_lines=False)
     for col in ("sink", "writes to", "runs in query", "verdict", "why"):
@@ -164,12 +164,12 @@ def plan_cmd(ctx, vars_, no_spark):
     NEW / RESUME / RESUME (compatible change) / INCOMPATIBLE with its checkpoint, and why.
 
     Exit 2 when a query is INCOMPATIBLE."""
-    from runner import apply as runtime
+    from runner.stream import apply as runtime
 
     project = ctx.project
     manifest = _compiled(ctx, vars_)
     if not no_spark:
-        from runner.session import session_for
+        from runner.stream.session import session_for
         spark = session_for(project, app_name="fraud-detector-plan")
         schemas = runtime.analyse(spark, project, manifest)
         console.print(f"analysed {len(schemas)} models with Spark against the source schemas")
@@ -199,8 +199,8 @@ def apply_cmd(ctx, vars_, available_now, timeout, resets, quiet, realtime):
     unless --reset. Ctrl-C (or SIGTERM) stops every query cleanly and exits 0."""
     import threading
 
-    from runner import apply as runtime
-    from runner.session import session_for
+    from runner.stream import apply as runtime
+    from runner.stream.session import session_for
 
     project = ctx.project
     manifest = _compiled(ctx, vars_)
@@ -242,7 +242,7 @@ def apply_cmd(ctx, vars_, available_now, timeout, resets, quiet, realtime):
 @pass_ctx
 def reset_cmd(ctx, model):
     """Archive MODEL's checkpoints (and Parquet outputs) so its queries start fresh. Never deletes."""
-    from runner import apply as runtime
+    from runner.stream import apply as runtime
 
     moved = runtime.reset(ctx.project, _compiled(ctx, ()), model)
     for src, dst in moved:
@@ -258,8 +258,8 @@ def status_cmd(ctx):
     and counts of rejected and late records."""
     from rich.table import Table
 
-    from runner.audit import audit
-    from runner.status import query_status
+    from runner.tools.audit import audit
+    from runner.stream.status import query_status
 
     rows = query_status(ctx.project)
     if not rows:
@@ -286,7 +286,7 @@ def audit_cmd(ctx):
     against the KPI totals, rejected records by reason, txn_ids written twice."""
     from rich.table import Table
 
-    from runner.audit import audit, frame
+    from runner.tools.audit import audit, frame
 
     df = frame(audit(ctx.project, _compiled(ctx, ())))
     table = Table(title="audit of the Parquet outputs")
@@ -319,8 +319,8 @@ def replay_cmd(ctx, data, synthetic, seed, limit, rate, speedup, start_at, topic
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from runner import replay
-    from runner.kafka_clients import ensure_topics
+    from runner.tools import replay
+    from runner.stream.kafka_clients import ensure_topics
 
     project = ctx.project
     rows, prefix = replay.load_rows(data, synthetic, seed=seed, limit=limit)
@@ -372,8 +372,8 @@ def train_cmd(ctx, data, synthetic, seed, kind, name, out_dir, max_iter, max_dep
     """Audit the data, fit the model, print PR-AUC, ROC-AUC and a threshold table, save it with a card."""
     from rich.table import Table
 
-    from runner import train as training
-    from runner.session import build_session, session_for
+    from runner.tools import train as training
+    from runner.stream.session import build_session, session_for
 
     if (data is None) == (synthetic is None):
         raise RunnerError("give exactly one of --data PATH or --synthetic N",
@@ -437,7 +437,7 @@ def compile_cmd(ctx, select_model, vars_):
     """Render every model to target/compiled/, check it, and write target/manifest.json."""
     from rich.table import Table
 
-    from runner.compile import MANIFEST, compile_project
+    from runner.compile.compiler import MANIFEST, compile_project
 
     manifest = compile_project(ctx.project, parse_var_options(vars_), select=select_model)
     table = Table(title=f"{manifest.project}: {len(manifest.models)} models", show_lines=False)
@@ -457,8 +457,8 @@ def compile_cmd(ctx, select_model, vars_):
 @pass_ctx
 def lineage_cmd(ctx, target, vars_):
     """The upstream source columns MODEL.COLUMN comes from (e.g. fraud_alerts.fraud_prob)."""
-    from runner.compile import compile_project
-    from runner.lineage import column_lineage
+    from runner.compile.compiler import compile_project
+    from runner.compile.lineage import column_lineage
 
     model = target.split(".", 1)[0]
     manifest = compile_project(ctx.project, parse_var_options(vars_), select=model, write=False)
@@ -490,7 +490,7 @@ def demo_cmd(ctx, rows, speedup, train_rows, data, port, timeout, report_dir):
     """Train, start a fresh local broker and the streams, replay rows at a speed-up with a live
     dashboard, stop everything once the replay is processed (or on Ctrl-C), print a summary and
     write the report. State goes to .runtime/demo/<time>/, never to your own runs' folders."""
-    from runner import demo
+    from runner.tools import demo
 
     opts = demo.DemoOptions(rows=rows, speedup=speedup, train_rows=train_rows, port=port, timeout_s=timeout,
                             report_dir=Path(report_dir) if report_dir else None,
@@ -510,7 +510,7 @@ def demo_cmd(ctx, rows, speedup, train_rows, data, port, timeout, report_dir):
 def dashboard_cmd(ctx, refresh, once):
     """A live view of a running `runner apply` of this project: KPIs per minute, the latest
     alerts, each query's rows/s and batch latency, rejected and late records. Ctrl-C quits."""
-    from runner import dashboard
+    from runner.tools import dashboard
 
     dashboard.run(ctx.project, refresh_s=refresh, once=once, console=console)
 
@@ -522,7 +522,7 @@ def dashboard_cmd(ctx, refresh, once):
 def report_cmd(ctx, out_dir):
     """Plot precision/recall against the threshold (model card), alerts and true frauds per minute
     (KPI Parquet) and batch latency (progress logs); write report.md with the numbers."""
-    from runner import report
+    from runner.tools import report
 
     rep = report.build(ctx.project, out_dir)
     for p in rep.pngs:

@@ -23,7 +23,7 @@ def repo() -> Path:
 
 @pytest.fixture(scope="session")
 def spark():
-    from runner.session import build_session
+    from runner.stream.session import build_session
 
     session = build_session("local[4]", app_name="tests",
                             conf={"spark.sql.shuffle.partitions": "2", "spark.default.parallelism": "2"})
@@ -34,7 +34,7 @@ def spark():
 @pytest.fixture(scope="session")
 def broker(tmp_path_factory):
     """A real KRaft broker on a free port; yields its BrokerState."""
-    from runner import kafka_local
+    from runner.tools import kafka_local
 
     data_dir = tmp_path_factory.mktemp("kafka")
     state = kafka_local.start(data_dir, kafka_local.free_port())

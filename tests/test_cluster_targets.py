@@ -6,9 +6,9 @@ import pyspark
 import pytest
 import yaml
 
-from runner import checkpoints
+from runner.stream import checkpoints
 from runner.errors import RunnerError
-from runner.project import load_project
+from runner.compile.project import load_project
 
 
 def test_cluster_target_ships_master_shared_roots_and_executor_conf(repo):

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from runner import outputs
-from runner.kafka_local import free_port
-from runner.report import KPI_PNG, LATENCY_PNG, REPORT_MD, THRESHOLD_PNG
+from runner.stream import outputs
+from runner.tools.kafka_local import free_port
+from runner.tools.report import KPI_PNG, LATENCY_PNG, REPORT_MD, THRESHOLD_PNG
 
 
 @pytest.fixture
@@ -54,7 +54,7 @@ def left_over(run: Path) -> list[str]:
 def test_demo_end_to_end(project_copy, tmp_path, runner_cmd):
     """With data/creditcard.csv present (a small file in its layout) the demo trains with
     `runner train --data` on it and replays its first rows."""
-    from runner.synth import generate
+    from runner.tools.synth import generate
 
     (project_copy / "data").mkdir()
     generate(8000, seed=3).to_csv(project_copy / "data" / "creditcard.csv", index=False)
@@ -77,9 +77,9 @@ def test_demo_end_to_end(project_copy, tmp_path, runner_cmd):
     assert left_over(run) == []
 
     # the streams processed every replayed row: each micro-batch query's progress adds up to 2000
-    from runner.compile import compile_project
-    from runner.demo import micro_batch_queries
-    from runner.project import load_project
+    from runner.compile.compiler import compile_project
+    from runner.tools.demo import micro_batch_queries
+    from runner.compile.project import load_project
 
     demo_project = load_project(run)
     queries = micro_batch_queries(demo_project, compile_project(demo_project, write=False))

@@ -24,7 +24,7 @@ FEATURES = [f"V{i}" for i in range(1, 29)] + ["Amount"]
 @pytest.fixture
 def proj(tmp_path):
     """A copy of the project with a fake (card-only) LR model, on a port where no broker listens."""
-    from runner.kafka_local import free_port
+    from runner.tools.kafka_local import free_port
 
     root = tmp_path / "p"
     shutil.copytree(REPO / "sql", root / "sql")
@@ -80,8 +80,8 @@ def test_var_injection_is_refused_by_apply(proj, var):
 def test_string_var_with_quotes_is_one_escaped_literal(proj):
     import sqlglot
 
-    from runner.project import load_project
-    from runner.render import resolve_vars
+    from runner.compile.project import load_project
+    from runner.compile.render import resolve_vars
 
     root, raw = proj
     write(root, raw)
@@ -103,7 +103,7 @@ def test_string_var_with_quotes_is_one_escaped_literal(proj):
     ("model", "models/x'y"),
 ])
 def test_project_yml_values_are_refused(proj, where, value):
-    from runner.project import load_project
+    from runner.compile.project import load_project
 
     root, raw = proj
     if where == "source topic":
@@ -184,7 +184,7 @@ def test_unreachable_broker_is_a_bounded_wait_naming_the_servers(proj):
 
 
 def test_kafka_wait_must_be_a_number(proj):
-    from runner.project import load_project
+    from runner.compile.project import load_project
 
     root, raw = proj
     raw["targets"]["local"]["kafka_wait_s"] = "soon"

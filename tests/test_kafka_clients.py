@@ -6,7 +6,7 @@ import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 
 from runner.errors import RunnerError
-from runner.kafka_clients import client_config
+from runner.stream.kafka_clients import client_config
 
 SCRAM = ('org.apache.kafka.common.security.scram.ScramLoginModule required '
          'username="fraud" password="p@ss word;1";')
@@ -78,8 +78,8 @@ def test_sasl_options_kafka_python_can_not_use_are_refused():
 def test_env_references_resolve_only_when_options_are_used(tmp_path, monkeypatch, repo):
     import yaml
 
-    from runner.project import load_project
-    from runner.sources import spark_kafka_options
+    from runner.compile.project import load_project
+    from runner.stream.sources import spark_kafka_options
 
     raw = yaml.safe_load((repo / "project.yml").read_text())
     raw["targets"]["cluster"]["kafka"].update({

@@ -79,7 +79,7 @@ def test_kpi_one_liner(broker):
     """Exercise 3: the README's kafka-python one-liner prints what is on fraud_kpis."""
     from kafka import KafkaProducer
 
-    from runner.kafka_clients import ensure_topics
+    from runner.stream.kafka_clients import ensure_topics
 
     (cmd,) = readme_command(".venv/bin/python -c")
     assert "fraud_kpis" in cmd and "127.0.0.1:9092" in cmd
@@ -97,7 +97,7 @@ def test_kpi_one_liner(broker):
 
 def test_replay_csv_command(broker, tmp_path):
     """The Kaggle section's replay command, on a small creditcard.csv-layout file."""
-    from runner.synth import generate
+    from runner.tools.synth import generate
 
     (cmd,) = readme_command(".venv/bin/runner replay --data")
     root = tmp_path / "project"

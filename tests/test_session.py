@@ -7,7 +7,7 @@ import sys
 import pyspark
 import pytest
 
-from runner import jars, session
+from runner.stream import jars, session
 from runner.errors import RunnerError
 
 

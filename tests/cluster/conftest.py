@@ -14,7 +14,7 @@ from standalone import StandaloneCluster  # noqa: E402
 @pytest.fixture(scope="module")
 def cluster_model(spark, tmp_path_factory) -> Path:
     """A logistic-regression model trained on synthetic rows (seed 7, unlike the replayed data)."""
-    from runner.train import load_synthetic, train
+    from runner.tools.train import load_synthetic, train
 
     out = tmp_path_factory.mktemp("cluster_models")
     train(spark, load_synthetic(10000, seed=7), kind="lr", out_dir=out, name="fraud_lr")

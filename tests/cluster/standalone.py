@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pyspark
 
-from runner.kafka_local import free_port
+from runner.tools.kafka_local import free_port
 
 HOST = "127.0.0.1"
 SPARK_HOME = Path(pyspark.__file__).resolve().parent

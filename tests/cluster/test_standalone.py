@@ -12,9 +12,10 @@ import pytest
 import yaml
 from kafka import KafkaConsumer, TopicPartition
 
-from runner import apply as runtime
-from runner import outputs, replay, sinks
-from runner.synth import generate
+from runner.stream import apply as runtime
+from runner.stream import outputs, sinks
+from runner.tools import replay
+from runner.tools.synth import generate
 
 from streamkit import REPO, StreamProject, apply_in_process, reference_alerts
 
@@ -116,7 +117,7 @@ def test_cluster_apply_equals_local_run(spark, broker, cluster_model, standalone
     assert len(outputs.read(f"{out}/rejected")) == len(outputs.read(sp.output("rejected"))) == 0
 
     # status reads the file: URI checkpoints: every query has committed and nothing is behind.
-    from runner.status import query_status
+    from runner.stream.status import query_status
     status = query_status(sp.load(target="cluster"))
     assert {s.checkpoint for s in status} == {p.checkpoint for p in plans.values()}
     assert all(s.last_batch is not None and s.behind == 0 for s in status), status

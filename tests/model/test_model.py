@@ -14,8 +14,8 @@ import pytest
 
 import udfs
 from runner.errors import RunnerError
-from runner.synth import COLUMNS, generate
-from runner import train as training
+from runner.tools.synth import COLUMNS, generate
+from runner.tools import train as training
 
 N_TRAIN = 20_000
 ARGS = ", ".join(udfs.FEATURES)
@@ -215,7 +215,7 @@ def test_zero_std_feature_drops_out(spark):
 
 
 def test_mismatched_features_refused(spark, models, repo):
-    from runner.project import load_project
+    from runner.compile.project import load_project
 
     schema = dict(load_project(repo).sources["transactions"].schema)
     udfs.register(spark, models["lr"].model_dir, schema)          # the shipped schema fits
@@ -279,7 +279,7 @@ def test_cli_train_needs_data(runner_cmd, repo, tmp_path):
 
 
 def test_csv_audit_counts_and_drops_duplicates(tmp_path):
-    from runner.synth import write_csv
+    from runner.tools.synth import write_csv
 
     path = write_csv(2_000, tmp_path / "creditcard.csv", seed=9)
     import pandas as pd

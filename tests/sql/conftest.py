@@ -21,12 +21,12 @@ class SqlCaseItem(pytest.Function):
 
 class SqlTestFile(pytest.File):
     def collect(self):
-        from runner.sqltest import load_cases
+        from runner.tools.sqltest import load_cases
 
         for case in load_cases(self.path):
             def run(spark, repo, case=case):
-                from runner.project import load_project
-                from runner.sqltest import check_case
+                from runner.compile.project import load_project
+                from runner.tools.sqltest import check_case
 
                 check_case(spark, load_project(repo), case)
 

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 import sqlglot
 
-from runner.compile import compile_project
-from runner.dialect import FraudSpark
+from runner.compile.compiler import compile_project
+from runner.compile.dialect import FraudSpark
 from runner.errors import RunnerError
-from runner.manifest import Manifest
-from runner.project import load_project
+from runner.compile.manifest import Manifest
+from runner.compile.project import load_project
 
 MODELS = ["stg_parsed", "rejected_transactions", "stg_transactions", "scored_transactions",
           "fraud_alerts", "kpi_events", "kpi_per_minute"]
@@ -192,7 +192,7 @@ def test_dialect_parses_group_by_window(repo):
 
 
 def test_lineage_of_fraud_prob_is_the_features_of_the_value(repo, runner_cmd):
-    from runner.lineage import column_lineage
+    from runner.compile.lineage import column_lineage
 
     project = load_project(repo)
     manifest = compile_project(project, write=False)

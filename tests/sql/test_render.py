@@ -4,8 +4,8 @@ from __future__ import annotations
 import pytest
 
 from runner.errors import RunnerError
-from runner.project import VarSpec, load_project
-from runner.render import VAR_LITERALS, SqlVar, resolve_vars, sql_string
+from runner.compile.project import VarSpec, load_project
+from runner.compile.render import VAR_LITERALS, SqlVar, resolve_vars, sql_string
 
 
 @pytest.mark.parametrize("kind, value, literal, raw", [
@@ -32,7 +32,7 @@ def test_bad_values_are_refused(kind, value):
 
 def test_string_literal_round_trips_through_sqlglot():
     import sqlglot
-    from runner.dialect import FraudSpark
+    from runner.compile.dialect import FraudSpark
 
     for text in ["plain", "it's", "back\\slash", "'; DROP TABLE x; --"]:
         tree = sqlglot.parse_one(f"SELECT {sql_string(text)} AS s", read=FraudSpark)

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from runner.project import load_project
-from runner.sqltest import check_case, load_cases, run_model, frame
+from runner.compile.project import load_project
+from runner.tools.sqltest import check_case, load_cases, run_model, frame
 
 HERE = Path(__file__).resolve().parent
 CASES = [case for path in sorted(HERE.glob("*.yml")) for case in load_cases(path)]
@@ -50,7 +50,7 @@ def test_run_model_over_dataframes(spark, repo):
 
 
 def test_a_one_megabyte_value_is_rejected_with_its_head_and_full_length(spark, repo):
-    from runner.sqltest import KAFKA_SOURCE_DDL
+    from runner.tools.sqltest import KAFKA_SOURCE_DDL
 
     project = load_project(repo)
     big = b'{"txn_id": "big", "pad": "' + b"x" * (1 << 20) + b'"'  # truncated JSON, 1 MB

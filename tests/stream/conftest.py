@@ -10,7 +10,7 @@ from streamkit import StreamProject
 @pytest.fixture(scope="session")
 def lr_model(spark, tmp_path_factory) -> Path:
     """A logistic-regression model trained once on synthetic rows (seed 7, unlike the replayed data)."""
-    from runner.train import load_synthetic, train
+    from runner.tools.train import load_synthetic, train
 
     out = tmp_path_factory.mktemp("models")
     train(spark, load_synthetic(20000, seed=7), kind="lr", out_dir=out, name="fraud_lr")

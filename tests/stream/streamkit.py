@@ -29,18 +29,18 @@ class StreamProject:
         raw["targets"]["local"]["kafka"]["bootstrap.servers"] = broker.bootstrap
         self.raw = raw
         self.write()
-        from runner.kafka_clients import ensure_topics
+        from runner.stream.kafka_clients import ensure_topics
         ensure_topics(self.kafka, self.load().topics)
 
     def write(self) -> None:
         (self.root / "project.yml").write_text(yaml.safe_dump(self.raw, sort_keys=False))
 
     def load(self, **kw):
-        from runner.project import load_project
+        from runner.compile.project import load_project
         return load_project(self.root, **kw)
 
     def compile(self, var_overrides=None):
-        from runner.compile import compile_project
+        from runner.compile.compiler import compile_project
         return compile_project(self.load(), var_overrides)
 
     @property
@@ -69,7 +69,7 @@ class StreamProject:
 
 def apply_in_process(spark, sp: StreamProject, *, var_overrides=None, available_now=True, timeout_s=300):
     """`runner apply --available-now` through the Python API on the shared session (no new JVM)."""
-    from runner import apply as runtime
+    from runner.stream import apply as runtime
 
     project = sp.load()
     manifest = sp.compile(var_overrides)

@@ -16,8 +16,9 @@ from datetime import datetime, timezone
 import pandas as pd
 import pytest
 
-from runner import outputs, replay
-from runner.synth import generate
+from runner.stream import outputs
+from runner.tools import replay
+from runner.tools.synth import generate
 
 from streamkit import StreamProject, apply_in_process
 
@@ -95,7 +96,7 @@ def bad_run(spark, broker, lr_model, tmp_path_factory):
     sp.raw["topics"][rejected_topic] = {"partitions": 1}
     sp.raw["sources"]["kafka"]["transactions"]["options"]["maxOffsetsPerTrigger"] = "1000"
     sp.write()
-    from runner.kafka_clients import ensure_topics
+    from runner.stream.kafka_clients import ensure_topics
     ensure_topics(sp.kafka, sp.load().topics)
 
     rng = random.Random(6)
@@ -126,7 +127,7 @@ def bad_run(spark, broker, lr_model, tmp_path_factory):
 def scored_rows(spark, sp: StreamProject):
     """Every scored row (alert or not): the compiled models evaluated in batch over the same topic,
     exact (the streamed alerts are checked against it below)."""
-    from runner import apply as runtime, sources
+    from runner.stream import apply as runtime, sources
 
     project, manifest = sp.load(), sp.compile()
     (spark.read.format("kafka").option("kafka.bootstrap.servers", sp.broker.bootstrap)

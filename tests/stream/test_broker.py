@@ -8,9 +8,9 @@ import time
 
 import pytest
 
-from runner import kafka_local
+from runner.tools import kafka_local
 from runner.errors import RunnerError
-from runner.kafka_clients import ensure_topics, list_topics
+from runner.stream.kafka_clients import ensure_topics, list_topics
 
 
 def _produce(bootstrap: str, topic: str, values: list[bytes]) -> None:
@@ -116,7 +116,7 @@ def test_cli_start_stop_leaves_no_process(runner_cmd, tmp_path):
 
 
 def test_missing_jars_tell_the_user_to_run_make_setup(tmp_path, monkeypatch):
-    from runner import jars
+    from runner.stream import jars
     monkeypatch.setattr(jars, "JVM_LIB", tmp_path)
     with pytest.raises(RunnerError, match="make setup"):
         jars.jars("broker")

@@ -8,8 +8,9 @@ from datetime import datetime, timezone
 
 from streamkit import consume_keys, reference_alerts
 
-from runner import checkpoints, outputs, replay
-from runner.synth import generate
+from runner.stream import checkpoints, outputs
+from runner.tools import replay
+from runner.tools.synth import generate
 
 START = datetime(2026, 3, 1, 8, 0, tzinfo=timezone.utc)
 

@@ -6,8 +6,9 @@ import threading
 import time
 from datetime import datetime, timezone
 
-from runner import kafka_local, outputs, replay
-from runner.synth import generate
+from runner.tools import kafka_local, replay
+from runner.stream import outputs
+from runner.tools.synth import generate
 
 from streamkit import StreamProject, apply_in_process, reference_alerts
 
@@ -31,7 +32,7 @@ def test_broker_restart_mid_stream_loses_nothing(spark, tmp_path, lr_model):
     """Our own broker (not the session one): stop it while the queries run, start it again on the
     same port and data dir. Finding: the queries ride through (Spark's Kafka source and sink
     retry); the run ends cleanly and Parquet alerts equal the batch reference exactly."""
-    from runner import apply as runtime
+    from runner.stream import apply as runtime
 
     data = tmp_path / "kafka"
     port = kafka_local.free_port()
@@ -96,6 +97,6 @@ def test_a_query_that_fails_stops_the_runner_with_its_error(stream_project, tmp_
             proc.wait()
     text = log.read_text()
     assert code == 1, text[-3000:]
-    # the alerts' Parquet sink runs in the shared stateless query (runner/fanout.py)
+    # the alerts' Parquet sink runs in the shared stateless query (runner/stream/fanout.py)
     assert "error: query stateless__fanout failed" in " ".join(text.split()), text[-3000:]
     assert "alerts" in text

@@ -6,8 +6,9 @@ from datetime import datetime, timezone
 
 import pandas as pd
 
-from runner import outputs, replay
-from runner.synth import generate
+from runner.stream import outputs
+from runner.tools import replay
+from runner.tools.synth import generate
 
 from streamkit import apply_in_process, consume_keys, reference_alerts
 
@@ -81,6 +82,6 @@ def test_late_rows_are_left_out_of_kpis_and_counted(spark, stream_project):
     after = outputs.read(sp.output("kpis"))
     assert not (after["window_start"] < pd.Timestamp("2026-01-05 09:00")).any()
     assert after["n_txn"].sum() == before["n_txn"].sum()
-    from runner.status import query_status
+    from runner.stream.status import query_status
     status = {s.name: s for s in query_status(sp.load())}
     assert status["kpi_per_minute__fanout"].behind == 0

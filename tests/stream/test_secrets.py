@@ -7,9 +7,9 @@ import os
 import uuid
 from pathlib import Path
 
-from runner import outputs
-from runner.kafka_clients import client_config
-from runner.sources import spark_kafka_options
+from runner.stream import outputs
+from runner.stream.kafka_clients import client_config
+from runner.stream.sources import spark_kafka_options
 
 from streamkit import StreamProject
 
@@ -55,7 +55,7 @@ def test_kafka_secrets_pass_through_and_never_leak(stream_project: StreamProject
         assert r.returncode == 0, r.args[3:] + [r.stdout[-3000:], r.stderr[-3000:]]
     assert "sent 600" in runs[0].stdout and "stopped (available-now)" in runs[1].stdout
     # Where each query keeps its checkpoint and progress (a query may serve several sinks).
-    from runner import apply as runtime
+    from runner.stream import apply as runtime
     plans = runtime.plan(sp.load(), sp.compile())
     queries = sorted({p.checkpoint.relative_to(sp.root).as_posix() for p in plans})
     assert "rejected records: none" in runs[2].stdout, runs[2].stdout   # status ran to its end

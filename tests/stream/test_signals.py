@@ -4,7 +4,7 @@ from __future__ import annotations
 import signal
 import time
 
-from runner import checkpoints, outputs
+from runner.stream import checkpoints, outputs
 
 
 def test_replay_cli_then_sigterm_stops_apply_cleanly(stream_project, tmp_path):

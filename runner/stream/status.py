@@ -5,7 +5,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from runner import checkpoints
+from runner.stream import checkpoints
 
 
 @dataclass
@@ -20,7 +20,7 @@ class QueryStatus:
 
 
 def _progress(runtime_dir: Path, name: str) -> tuple[dict | None, int]:
-    from runner.apply import summarize
+    from runner.stream.apply import summarize
 
     f = runtime_dir / "progress" / f"{name}.jsonl"
     if not f.exists():
@@ -41,7 +41,7 @@ def end_offsets(kafka_options: dict, topics: set[str]) -> dict[str, dict[str, in
     from kafka import KafkaConsumer, TopicPartition
     from kafka.errors import KafkaError
 
-    from runner.kafka_clients import client_config
+    from runner.stream.kafka_clients import client_config
     try:
         consumer = KafkaConsumer(**{"request_timeout_ms": 10000, **client_config(kafka_options)})
     except (KafkaError, OSError):

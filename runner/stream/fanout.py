@@ -22,7 +22,7 @@ import shutil
 import uuid
 from dataclasses import dataclass, field
 
-from runner.manifest import REALTIME
+from runner.compile.manifest import REALTIME
 
 STATELESS_GROUP = "stateless__fanout"
 
@@ -59,7 +59,7 @@ def stateless_root(manifest) -> str:
 # --------------------------------------------------------------------------- run time
 
 def _write_parquet_once(df, path: str, batch_id: int) -> None:
-    from runner.checkpoints import local
+    from runner.stream.checkpoints import local
 
     base = local(path)
     final = base / f"batch={batch_id:010d}"
@@ -77,7 +77,7 @@ def _write_parquet_once(df, path: str, batch_id: int) -> None:
 
 def write_batch(df, spec, batch_id: int, kafka_options: dict) -> None:
     """One sink's share of one batch, as a batch write."""
-    from runner.sinks import kafka_frame
+    from runner.stream.sinks import kafka_frame
 
     kind = spec.sink["kind"]
     if kind == "parquet":
@@ -97,7 +97,7 @@ def batch_writer(group: Group, manifest, kafka_options: dict):
     names = [m.name for m in manifest.models]
     wanted = {p.spec.model for p in group.members}
     # The models between the root and the members, in DAG order, re-created on each batch.
-    from runner.fingerprint import lineage
+    from runner.compile.fingerprint import lineage
     needed = {m.name for w in wanted for m in lineage(manifest, w)}
     chain = [manifest.model(n) for n in names if n in needed and n != group.root
              and group.root in {a.name for a in lineage(manifest, n)}]

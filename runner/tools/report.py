@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from runner import outputs
+from runner.stream import outputs
 from runner.errors import RunnerError
-from runner.progress import parse_time, parquet_sinks, read_all
+from runner.stream.progress import parse_time, parquet_sinks, read_all
 
 THRESHOLD_PNG = "threshold_precision_recall.png"
 KPI_PNG = "alerts_per_minute.png"

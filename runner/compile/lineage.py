@@ -19,11 +19,11 @@ from sqlglot import exp
 from sqlglot.lineage import lineage as sqlglot_lineage
 from sqlglot.optimizer.qualify import qualify
 
-from runner.dialect import FraudSpark
+from runner.compile.dialect import FraudSpark
 from runner.errors import RunnerError
-from runner.manifest import Manifest
-from runner.project import Project
-from runner.render import source_view
+from runner.compile.manifest import Manifest
+from runner.compile.project import Project
+from runner.compile.render import source_view
 
 # Spark's Kafka source columns: what a source view holds.
 KAFKA_COLUMNS = {"key": "BINARY", "value": "BINARY", "topic": "STRING", "partition": "INT",

@@ -34,7 +34,7 @@ from rich.live import Live
 from rich.table import Table
 
 from runner.errors import RunnerError
-from runner.kafka_local import tail
+from runner.tools.kafka_local import tail
 
 DEMO_FOLDER = "demo"          # under the project's runtime folder (.runtime/demo)
 KEEP_RUNS = 3                 # older demo run folders are removed when a new one starts
@@ -89,7 +89,7 @@ def _port_free(port: int) -> bool:
 
 
 def pick_port(preferred: int) -> int:
-    from runner.kafka_local import free_port
+    from runner.tools.kafka_local import free_port
     return preferred if preferred and _port_free(preferred) else free_port()
 
 
@@ -171,7 +171,7 @@ def stop_process(proc: subprocess.Popen | None, timeout_s: float = STOP_TIMEOUT_
 def micro_batch_queries(project, manifest) -> set[str]:
     """The streaming queries (checkpoint folder names) that run micro-batches, i.e. all but those
     in Spark's Real-time Mode, whose offsets are committed once per checkpoint interval."""
-    from runner.apply import plan
+    from runner.stream.apply import plan
 
     plans = plan(project, manifest)
     realtime = {p.checkpoint.name for p in plans
@@ -221,9 +221,9 @@ class Demo:
         f.write_text(json.dumps(known))
 
     def prepare(self) -> None:
-        from runner import kafka_local
-        from runner.kafka_clients import ensure_topics
-        from runner.project import load_project
+        from runner.tools import kafka_local
+        from runner.stream.kafka_clients import ensure_topics
+        from runner.compile.project import load_project
 
         data = self.opts.data or (self.project.root / "data" / "creditcard.csv")
         use_csv = data.is_file()
@@ -294,7 +294,7 @@ class Demo:
                               where=str(self.apply_log))
 
     def start_replay(self) -> None:
-        from runner import replay
+        from runner.tools import replay
 
         rows, prefix = replay.load_rows(str(self.data) if self.data else None,
                                         None if self.data else self.opts.rows, seed=42, limit=self.opts.rows)
@@ -327,7 +327,7 @@ class Demo:
         """Every micro-batch query's committed offsets are at the end of the source topic. A query in
         Spark's Real-time Mode commits once per checkpoint interval (minutes) while its records flow
         through at once, so it is not waited for; the Parquet alerts show what it processed."""
-        from runner.status import query_status
+        from runner.stream.status import query_status
 
         rows = {r.name: r for r in query_status(self.demo_project)}
         return self.waited_for <= set(rows) and all(rows[q].behind == 0 for q in self.waited_for)
@@ -354,8 +354,8 @@ class Demo:
                 f"Spark log: {self.apply_log}   [dim]Ctrl-C stops everything[/]")
 
     def live(self) -> str:
-        from runner import dashboard
-        from runner.compile import compile_project
+        from runner.tools import dashboard
+        from runner.compile.compiler import compile_project
 
         manifest = compile_project(self.demo_project, write=False)
         self.manifest = manifest  # the sinks as apply started them, whatever happens to sql/ meanwhile
@@ -407,7 +407,7 @@ class Demo:
 
     def shutdown(self) -> None:
         """Stop the replay, apply (and Spark) and the broker; Ctrl-C is ignored meanwhile."""
-        from runner import kafka_local
+        from runner.tools import kafka_local
 
         previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
         try:
@@ -428,8 +428,8 @@ class Demo:
             signal.signal(signal.SIGINT, previous)
 
     def summary(self, stopped_by: str) -> Table:
-        from runner import outputs
-        from runner.progress import parquet_sinks
+        from runner.stream import outputs
+        from runner.stream.progress import parquet_sinks
 
         t = Table(title=f"demo summary ({stopped_by})", show_header=False)
         t.add_column(style="bold")
@@ -458,7 +458,7 @@ class Demo:
 
 def run(project, opts: DemoOptions | None = None, console: Console | None = None) -> DemoResult:
     """The whole demo; always stops what it started, also on Ctrl-C, SIGTERM or an error."""
-    from runner import report as reports
+    from runner.tools import report as reports
 
     opts = opts or DemoOptions()
     console = console or Console()

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from runner.errors import RunnerError
 
-JVM_LIB = Path(os.environ.get("RUNNER_JVM_LIB", Path(__file__).resolve().parents[1] / "jvm" / "lib"))
+JVM_LIB = Path(os.environ.get("RUNNER_JVM_LIB", Path(__file__).resolve().parents[2] / "jvm" / "lib"))
 _CONNECTOR = re.compile(r"spark-sql-kafka-0-10_2\.13-(?P<version>[\w.\-]+)\.jar$")
 
 

@@ -16,7 +16,7 @@ from typing import Callable, Mapping
 import pandas as pd
 
 from runner.errors import RunnerError
-from runner.kafka_clients import client_config
+from runner.stream.kafka_clients import client_config
 
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 
@@ -112,7 +112,7 @@ def load_rows(data: str | None, synthetic: int | None, seed: int = 42, limit: in
     if (data is None) == (synthetic is None):
         raise RunnerError("give --data PATH or --synthetic N")
     if synthetic is not None:
-        from runner.synth import generate
+        from runner.tools.synth import generate
         rows, prefix = generate(synthetic, seed=seed), f"syn{seed}"
     else:
         try:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from runner.errors import RunnerError
-from runner.jars import jars
+from runner.stream.jars import jars
 
 HOST = "127.0.0.1"
 START_TIMEOUT_S = 90.0
@@ -140,7 +140,7 @@ def tail(path: Path, lines: int = 15) -> str:
 
 
 def _answers(port: int) -> bool:
-    from runner.kafka_clients import admin
+    from runner.stream.kafka_clients import admin
     try:
         admin({"bootstrap.servers": f"{HOST}:{port}"}, timeout_s=2).close()
         return True

@@ -1,6 +1,6 @@
 """Plan and apply: views in DAG order, the sinks' streaming queries started, waited on, stopped.
 
-Sinks share queries (runner/fanout.py): one for every stateless model's micro-batch sinks,
+Sinks share queries (runner/stream/fanout.py): one for every stateless model's micro-batch sinks,
 one per stateful model, one per Real-time Mode Kafka sink. A plan is still made per
 (model, sink), with its own fingerprint and verdict, kept in its query's checkpoint folder.
 
@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from runner import checkpoints, fanout, fingerprint, sinks, sources
+from runner.stream import checkpoints, fanout, sinks, sources
+from runner.compile import fingerprint
 from runner.errors import RunnerError
 
 
@@ -37,7 +38,7 @@ class QueryPlan:
 
 
 def effective_vars(project, overrides: dict[str, str] | None) -> dict:
-    from runner.render import resolve_vars
+    from runner.compile.render import resolve_vars
     return {k: str(v.raw) for k, v in resolve_vars(project, overrides).items()}
 
 
@@ -189,7 +190,7 @@ def trigger_for(members: list[QueryPlan], manifest, available_now: bool, realtim
         if realtime and realtime_supported():
             return {"realTime": REALTIME_CHECKPOINT_INTERVAL}
         return {}   # micro-batches back to back: the lowest latency micro-batch can give
-    from runner.manifest import duration_seconds
+    from runner.compile.manifest import duration_seconds
     every = sorted((a for a in asked if a and a != fanout.REALTIME), key=duration_seconds)
     return {"processingTime": every[0]} if every else {}
 
@@ -323,7 +324,7 @@ def preflight(project, plans: list[QueryPlan]) -> None:
         raise RunnerError(e.message, where=e.where or f"{project.file} (model: {project.model_path})",
                           hint=e.hint) from None
     # Kafka: a bounded wait (targets.<name>.kafka_wait_s), then a message naming the servers.
-    from runner.kafka_clients import ensure_topics
+    from runner.stream.kafka_clients import ensure_topics
     ensure_topics(project.target.kafka_options(), project.topics, timeout_s=project.target.kafka_wait_s)
 
 

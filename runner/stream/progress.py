@@ -29,7 +29,7 @@ class ProgressTail:
         self.batches: dict[str, list[dict]] = {}
 
     def poll(self) -> dict[str, list[dict]]:
-        from runner.apply import summarize
+        from runner.stream.apply import summarize
 
         if not self.folder.is_dir():
             return self.batches
@@ -63,8 +63,8 @@ def read_all(folder: str | Path) -> dict[str, list[dict]]:
 
 def parquet_sinks(project, manifest=None) -> dict[str, Path]:
     """{model: its Parquet sink folder}, from the compiled models (so a renamed path follows)."""
-    from runner import sinks
-    from runner.compile import compile_project
+    from runner.stream import sinks
+    from runner.compile.compiler import compile_project
 
     manifest = manifest or compile_project(project, write=False)
     out = {}

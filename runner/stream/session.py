@@ -9,7 +9,7 @@ import sys
 from typing import Mapping
 
 from runner.errors import RunnerError
-from runner.jars import connector_version, jars
+from runner.stream.jars import connector_version, jars
 
 # Defaults sized for a small machine; a target's spark_conf overrides them.
 DEFAULT_CONF = {

@@ -17,8 +17,8 @@ from typing import Any, Callable
 import jinja2
 
 from runner.errors import RunnerError
-from runner.manifest import ModelConfig, parse_config
-from runner.project import Project
+from runner.compile.manifest import ModelConfig, parse_config
+from runner.compile.project import Project
 
 MACRO_DIR = "macros"
 _DOUBLE = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")

@@ -17,12 +17,12 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.errors import ParseError, TokenError
 
-from runner.dialect import FraudSpark
+from runner.compile.dialect import FraudSpark
 from runner.errors import RunnerError
-from runner.graph import find_cycle, select as select_models, topological_order
-from runner.manifest import CompiledModel, Manifest, ModelConfig  # noqa: F401  (re-exported contract)
-from runner.project import Project
-from runner.render import MACRO_DIR, RenderedModel, Renderer
+from runner.compile.graph import find_cycle, select as select_models, topological_order
+from runner.compile.manifest import CompiledModel, Manifest, ModelConfig  # noqa: F401  (re-exported contract)
+from runner.compile.project import Project
+from runner.compile.render import MACRO_DIR, RenderedModel, Renderer
 
 MANIFEST = "manifest.json"
 COMPILED = "compiled"

@@ -31,8 +31,8 @@ from typing import Any
 import yaml
 
 from runner.errors import RunnerError
-from runner.project import Project
-from runner.render import Renderer, source_view
+from runner.compile.project import Project
+from runner.compile.render import Renderer, source_view
 
 # What Spark's Kafka source gives a source view (the runtime registers the same columns).
 KAFKA_SOURCE_DDL = ("key BINARY, value BINARY, topic STRING, partition INT, offset BIGINT, "
@@ -47,7 +47,7 @@ def _input_view(name: str) -> str:
 
 
 def render_model(project: Project, model: str, vars: dict[str, Any] | None = None):
-    from runner.compile import model_files
+    from runner.compile.compiler import model_files
 
     files = model_files(project)
     if model not in files:

@@ -20,8 +20,8 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from runner import outputs
-from runner.progress import ProgressTail, parquet_sinks
+from runner.stream import outputs
+from runner.stream.progress import ProgressTail, parquet_sinks
 
 KPI_ROWS = 8
 ALERT_ROWS = 7

@@ -80,7 +80,7 @@ def load_csv(path: str | Path) -> Dataset:
 
 
 def load_synthetic(n: int, seed: int = 42) -> Dataset:
-    from runner.synth import generate
+    from runner.tools.synth import generate
 
     if n < 100:
         raise RunnerError(f"--synthetic {n} is too few rows to train on", hint="use at least a few thousand")

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import sqlglot
 from sqlglot import exp
 
-from runner.dialect import FraudSpark
+from runner.compile.dialect import FraudSpark
 
 NEW, RESUME, COMPATIBLE, INCOMPATIBLE = "NEW", "RESUME", "RESUME (compatible change)", "INCOMPATIBLE"
 

@@ -4,7 +4,7 @@ Two layouts, both exactly-once:
 - Spark's file sink writes a log (`_spark_metadata/`) of the files each committed batch
   added; files not in it are leftovers of a batch that crashed before it committed.
   Reading through the log gives exactly-once results, as Spark's own reader does.
-- A shared query (runner/fanout.py) renames each complete batch to `batch=<id>/`;
+- A shared query (runner/stream/fanout.py) renames each complete batch to `batch=<id>/`;
   unfinished ones stay in `_tmp_batch=...` folders, which are not read.
 """
 from __future__ import annotations
@@ -22,7 +22,7 @@ _BATCH = re.compile(r"^(\d+)(\.compact)?$")
 
 
 def committed_files(path: str | Path) -> list[Path]:
-    from runner.checkpoints import local
+    from runner.stream.checkpoints import local
 
     root = local(str(path))
     batches = sorted(f for d in root.glob("batch=*") if d.is_dir() for f in d.glob("*.parquet"))

@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from runner import outputs, sinks
+from runner.stream import outputs, sinks
 
 
 def parquet_locations(project, manifest) -> dict[str, str]:
