@@ -25,6 +25,10 @@ class Context:
         if self._project is None:
             from runner.compile.project import load_project
             self._project = load_project(self.project_dir, target=self.target, master=self.master)
+            from runner.stream import storage
+            # hdfs:// and s3a:// roots are read with the target's Spark settings, also before
+            # (or without) a session: plan, reset, status, audit, dashboard, report.
+            storage.configure(self._project.target.spark_conf)
         return self._project
 
 
@@ -52,34 +56,76 @@ def cli(ctx, project_dir, target, master):
 
 @cli.group()
 def kafka():
-    """A local single-node Kafka broker (KRaft) from the jars in jvm/, for machines without Docker."""
+    """A local Kafka (KRaft) from the jars in jvm/, for machines without Docker: one broker, or a
+    cluster of three with `start --brokers 3`.
+
+    `stop` and `status` find a broker started with --data-dir without being given it again: the
+    CLI records each data folder it starts in the project's runtime dir (.runtime/brokers/).
+    """
+
+
+def _runtime_dir(ctx: Context) -> Path:
+    try:
+        return ctx.project.runtime_dir
+    except RunnerError:  # no project.yml: the folder the runner was pointed at
+        return Path(ctx.project_dir) / ".runtime"
 
 
 def _broker_dir(ctx: Context, data_dir: str | None) -> Path:
-    if data_dir:
-        return Path(data_dir)
-    try:
-        return ctx.project.runtime_dir / "kafka"
-    except RunnerError:
-        return Path(".runtime") / "kafka"
+    return Path(data_dir) if data_dir else _runtime_dir(ctx) / "kafka"
+
+
+def _registry(ctx: Context):
+    from runner.tools.kafka_local import Registry
+    return Registry(_runtime_dir(ctx) / "brokers")
+
+
+def _located_dir(ctx: Context, data_dir: str | None) -> Path:
+    """--data-dir, else the default folder or the one running broker this project's CLI started."""
+    from runner.tools import kafka_local
+    return Path(data_dir) if data_dir else kafka_local.locate(_broker_dir(ctx, None), _registry(ctx))
 
 
 _data_dir_opt = click.option("--data-dir", default=None, type=click.Path(file_okay=False),
-                             help="Broker state folder.  [default: .runtime/kafka]")
+                             help="Broker state folder.  [default for start: .runtime/kafka; for stop and "
+                                  "status: the broker this project's `kafka start` started]")
+
+
+def _say(text: str) -> None:
+    """One line as it is: paths are not wrapped (copy-pasteable) nor read as rich markup."""
+    console.print(text, soft_wrap=True, markup=False, highlight=False)
+
+
+def _describe(state) -> str:
+    if state.brokers == 1:
+        return f"running on {state.bootstrap} (pid {state.pid}), data in {state.data_dir}"
+    up = sum(n.running for n in state.nodes)
+    return f"{up} of {state.brokers} brokers running on {state.bootstrap}, data in {state.data_dir}"
 
 
 @kafka.command("start")
-@click.option("--port", default=9092, show_default=True, type=click.IntRange(1, 65535), help="PLAINTEXT port on 127.0.0.1.")
+@click.option("--port", default=9092, show_default=True, type=click.IntRange(1, 65535),
+              help="PLAINTEXT port of the (first) broker on 127.0.0.1; a cluster's other brokers take free ports.")
+@click.option("--brokers", default=1, show_default=True, type=click.IntRange(1, 5),
+              help="Broker processes. 3 makes a local KRaft cluster that survives losing one node: every "
+                   "node is broker and controller, topics get one replica per broker, min.insync.replicas 2.")
 @_data_dir_opt
 @click.option("--topics/--no-topics", default=True, show_default=True, help="Create the project's topics once it answers.")
 @pass_ctx
-def kafka_start(ctx, port, data_dir, topics):
-    """Format storage on first use, start the broker in the background, wait until it answers."""
+def kafka_start(ctx, port, brokers, data_dir, topics):
+    """Format storage on first use, start the broker(s) in the background, wait until all answer.
+
+    On a cluster with a node down, `start` starts that node again on its recorded ports."""
     from runner.tools import kafka_local
     from runner.stream.kafka_clients import ensure_topics
 
-    state = kafka_local.start(_broker_dir(ctx, data_dir), port)
-    console.print(f"kafka: running on {state.bootstrap} (pid {state.pid}), data in {state.data_dir}")
+    folder = _broker_dir(ctx, data_dir)
+    state = kafka_local.start(folder, port, brokers=brokers)
+    _registry(ctx).add(folder)
+    _say(f"kafka: {_describe(state)}")
+    if state.brokers > 1:
+        for n in state.nodes:
+            _say(f"  node {n.node_id}: {n.address} (pid {n.pid})")
     if topics:
         try:
             wanted = ctx.project.topics
@@ -87,35 +133,49 @@ def kafka_start(ctx, port, data_dir, topics):
             wanted = {}
         created = ensure_topics({"bootstrap.servers": state.bootstrap}, wanted)
         if created:
-            console.print(f"kafka: created topics {', '.join(created)}")
+            _say(f"kafka: created topics {', '.join(created)}")
 
 
 @kafka.command("stop")
 @_data_dir_opt
 @pass_ctx
 def kafka_stop(ctx, data_dir):
-    """Stop the broker started by `kafka start` (that process only) and wait for it to exit."""
+    """Stop the broker(s) started by `kafka start` (those processes only) and wait for them to exit."""
     from runner.tools import kafka_local
 
-    state = kafka_local.stop(_broker_dir(ctx, data_dir))
-    console.print(f"kafka: stopped (pid {state.pid})" if state else "kafka: not running")
+    folder = _located_dir(ctx, data_dir)
+    state = kafka_local.stop(folder)
+    _registry(ctx).remove(folder)
+    if state is None:
+        _say("kafka: not running")
+    elif state.brokers == 1:
+        _say(f"kafka: stopped (pid {state.pid})")
+    else:
+        _say(f"kafka: stopped {state.brokers} brokers (pids {', '.join(str(n.pid) for n in state.nodes)})")
 
 
 @kafka.command("status")
 @_data_dir_opt
 @pass_ctx
 def kafka_status(ctx, data_dir):
-    """Say whether the broker runs, its port, pid and topics. Exit 1 when it does not run."""
+    """Say whether the broker(s) run, their ports, pids and topics.
+
+    Exit 0 when every broker runs, 1 when none does, 2 when a cluster has a node down."""
     from runner.tools import kafka_local
     from runner.stream.kafka_clients import list_topics
 
-    state = kafka_local.read_state(_broker_dir(ctx, data_dir))
+    state = kafka_local.read_state(_located_dir(ctx, data_dir))
     if not state:
-        console.print("kafka: not running")
+        _say("kafka: not running")
         sys.exit(1)
+    _say(f"kafka: {_describe(state)}")
+    if state.brokers > 1:
+        for n in state.nodes:
+            _say(f"  node {n.node_id}: {n.address} (pid {n.pid}) {'running' if n.running else 'DOWN'}")
     topics = list_topics({"bootstrap.servers": state.bootstrap})
-    console.print(f"kafka: running on {state.bootstrap} (pid {state.pid}), data in {state.data_dir}")
-    console.print(f"topics: {', '.join(topics) if topics else '(none)'}")
+    _say(f"topics: {', '.join(topics) if topics else '(none)'}")
+    if not all(n.running for n in state.nodes):
+        sys.exit(2)
 
 
 # --------------------------------------------------------------------------- streaming
@@ -466,6 +526,34 @@ def lineage_cmd(ctx, target, vars_):
     console.print(f"{target} <- {len(columns)} source column(s):")
     for c in columns:
         console.print(f"  {c}", highlight=False)
+
+
+@cli.command("docs")
+@_var_opt
+@click.option("--no-spark", is_flag=True,
+              help="Do not start Spark: columns come from the SQL alone and their types are left unknown.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
+              help="Folder for the site.  [default: target/docs]")
+@pass_ctx
+def docs_cmd(ctx, vars_, no_spark, out_dir):
+    """Write the project's documentation as a static site: target/docs/index.html plus assets/,
+    opened from disk (no server, no network).
+
+    It shows the DAG (sources, models, sinks and the streaming queries they run in), each model's
+    source and compiled SQL, its columns with Spark's types and the source columns each comes from
+    (as `runner lineage`), the vars, each query's checkpoint verdict (as `runner plan`) and the
+    model card (metrics, threshold table, PR curve). Spark analyses the models for the column
+    types (no data read; needs a trained model, see `runner train`); --no-spark skips that."""
+    from runner.tools import docs
+
+    with console.status("runner docs") as status:
+        result = docs.build(ctx.project, parse_var_options(vars_), out_dir=out_dir, use_spark=not no_spark,
+                            on_step=status.update)
+    console.print(f"documented {result.models} models, {result.columns} columns, {result.queries} sink queries"
+                  f"{'' if result.with_spark else ' (column types unknown: --no-spark)'}"
+                  f"{'' if result.card else ' (no model card: run `runner train`)'} in {result.seconds:.1f}s")
+    console.print(f"wrote {result.index}  (open it in a browser: file://{result.index.resolve()})", highlight=False,
+                  soft_wrap=True)
 
 
 # --------------------------------------------------------------------------- demo, dashboard, report

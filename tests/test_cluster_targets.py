@@ -1,5 +1,6 @@
 """The shipped cluster targets and compose services agree with each other and with the pins;
-checkpoint and output roots: file:// URIs work, other schemes are refused before Spark starts."""
+checkpoint and output roots: file:// URIs are local paths, Hadoop filesystem URIs (hdfs://, s3a://)
+go to Spark as they are, malformed ones are refused before Spark starts."""
 from __future__ import annotations
 
 import pyspark
@@ -42,7 +43,22 @@ def test_file_uris_are_local_paths_and_spark_gets_them_literally():
 
 
 @pytest.mark.parametrize("root", ["hdfs://nn:8020/fraud/checkpoints", "s3a://bucket/fraud/checkpoints"])
-def test_other_schemes_are_refused_with_a_hint(root):
+def test_hadoop_filesystem_roots_are_accepted_and_given_to_spark_as_they_are(repo, tmp_path, root):
+    raw = yaml.safe_load((repo / "project.yml").read_text())
+    raw["targets"]["local"].update(checkpoint_root=root, output_root=root.replace("checkpoints", "output"))
+    (tmp_path / "project.yml").write_text(yaml.safe_dump(raw))
+    project = load_project(tmp_path)
+    assert project.checkpoint_root == root
+    assert checkpoints.location(project.checkpoint_root, "q") == root + "/q"
+    assert str(checkpoints.archive_root(root)) == root + "_archive"
+
+
+@pytest.mark.parametrize("root, says", [("hdfs:///fraud/checkpoints", "names no host or bucket"),
+                                        ("s3a://bucket", "names no folder"), ("s3a://bucket/", "names no folder")])
+def test_hadoop_roots_without_host_or_folder_are_refused_with_a_hint(repo, tmp_path, root, says):
+    raw = yaml.safe_load((repo / "project.yml").read_text())
+    raw["targets"]["local"]["checkpoint_root"] = root
+    (tmp_path / "project.yml").write_text(yaml.safe_dump(raw))
     with pytest.raises(RunnerError) as e:
-        checkpoints.query_dir(root, "q")
-    assert root.split("://")[0] + "://" in str(e.value) and "file:///" in e.value.hint
+        load_project(tmp_path)
+    assert says in str(e.value) and "checkpoint_root" in str(e.value) and "/fraud/checkpoints" in e.value.hint

@@ -18,6 +18,7 @@ from sqlglot import exp
 from sqlglot.errors import ParseError, TokenError
 
 from runner.compile.dialect import FraudSpark
+from runner.compile import routes
 from runner.errors import RunnerError
 from runner.compile.graph import find_cycle, select as select_models, topological_order
 from runner.compile.manifest import CompiledModel, Manifest, ModelConfig  # noqa: F401  (re-exported contract)
@@ -117,9 +118,23 @@ def compile_project(project: Project, var_overrides: dict[str, str] | None = Non
         models.append(CompiledModel(name=r.name, path=r.path, sql=r.sql, refs=list(r.refs),
                                     sources=list(r.sources), config=r.config, fingerprint=fingerprint(tree)))
     manifest = Manifest(project=project.name, models=models)
+    if select is None:   # the route query covers the whole project; a selection only checks models
+        manifest = Manifest(project=project.name, models=models, routes=_route_plan(project, manifest))
     if write:
         write_target(project, manifest)
     return manifest
+
+
+def _route_plan(project: Project, manifest: Manifest) -> dict | None:
+    route_plan = routes.plan(manifest)
+    if route_plan is None:
+        return None
+    for r in route_plan.routes:
+        if r.topic not in project.topics:
+            raise RunnerError(f"model '{r.model}' writes to the topic '{r.topic}', which project.yml does not declare",
+                              where=manifest.model(r.model).path,
+                              hint=f"add `{r.topic}: {{partitions: 1}}` under topics: in {project.file}")
+    return route_plan.to_dict()
 
 
 def _atomic_write(path: Path, text: str) -> None:
@@ -141,6 +156,8 @@ def write_target(project: Project, manifest: Manifest) -> Path:
     try:
         for m in manifest.models:
             (staging / f"{m.name}.sql").write_text(m.sql + "\n")
+        if manifest.routes:   # the route query, as Spark runs it
+            (staging / f"{manifest.routes['query']}.sql").write_text(manifest.routes["sql"] + "\n")
         final = target / COMPILED
         old = target / f".{COMPILED}.old"
         if old.exists():

@@ -58,11 +58,13 @@ def stateful_shape(sql: str) -> dict | None:
 
 
 def query_fingerprint(manifest, model_name: str, sink: dict, *, sources: dict, sink_location: str,
-                      vars_: dict) -> dict:
+                      vars_: dict, reads: dict[str, str] | None = None) -> dict:
     """Everything the checkpoint of (model, sink) depends on, as plain JSON-able data.
 
     `sources`: {'kafka.transactions': {'topic': ...}}; `sink_location`: resolved path or topic;
-    `vars_`: the effective var values (shown in reasons, not used for the verdict).
+    `vars_`: the effective var values (shown in reasons, not used for the verdict);
+    `reads`: {model: topic} a query after the route query reads those models' rows from. The
+    transactions' source stays in its sources too: what it computes still comes from there.
     """
     models = lineage(manifest, model_name)
     model = models[-1]
@@ -75,8 +77,9 @@ def query_fingerprint(manifest, model_name: str, sink: dict, *, sources: dict, s
         if m.config.watermark:
             watermarks[m.name] = dict(m.config.watermark)
     used_sources = sorted({f"{k}.{n}" for m in models for k, n in m.sources})
+    read = {f"topic.{topic}": {"topic": topic} for topic in sorted(set((reads or {}).values()))}
     return {
-        "sources": {s: sources[s] for s in used_sources},
+        "sources": {**{s: sources[s] for s in used_sources}, **read},
         "stateful": stateful,
         "watermarks": watermarks,
         "sink": {"kind": sink["kind"], "location": sink_location},

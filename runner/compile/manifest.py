@@ -20,7 +20,7 @@ SINK_KEYS: dict[str, tuple[set[str], set[str]]] = {
     "console": (set(), set()),
     "memory": ({"name"}, set()),
 }
-CONFIG_KEYS = {"sinks", "output_mode", "trigger", "watermark"}
+CONFIG_KEYS = {"sinks", "output_mode", "trigger", "watermark", "topic"}
 OUTPUT_MODES = ("append", "update", "complete")
 DURATION = re.compile(r"^\d+(\.\d+)? (second|minute|hour|day)s?$")
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -34,6 +34,8 @@ class ModelConfig:
     output_mode: str = "append"
     trigger: str | None = None
     watermark: dict | None = None  # {'column': str, 'delay': '2 minutes'}
+    topic: str | None = None       # the Kafka topic the runner writes this model's rows to, for the
+                                   # queries that read it (a project.yml topic)
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,7 @@ class CompiledModel:
 class Manifest:
     project: str
     models: list[CompiledModel]     # topological order, dependencies first
+    routes: dict | None = None      # the route query (runner/compile/routes.py RoutePlan), as data
 
     def model(self, name: str) -> CompiledModel:
         for m in self.models:
@@ -63,7 +66,7 @@ class Manifest:
         raise RunnerError(f"no model named '{name}'", hint=f"models: {', '.join(m.name for m in self.models)}")
 
     def to_dict(self) -> dict:
-        return {"project": self.project, "models": [asdict(m) for m in self.models]}
+        return {"project": self.project, "models": [asdict(m) for m in self.models], "routes": self.routes}
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=False)
@@ -78,7 +81,7 @@ class Manifest:
                 fingerprint=m["fingerprint"])
             for m in raw["models"]
         ]
-        return cls(project=raw["project"], models=models)
+        return cls(project=raw["project"], models=models, routes=raw.get("routes"))
 
 
 def load_manifest(path: str | Path) -> Manifest:
@@ -108,6 +111,12 @@ def _trigger(value: Any, what: str, where: str) -> str:
     if str(value).strip().lower() == REALTIME:
         return REALTIME
     return _duration(value, what, where)
+
+
+def _topic(value: Any, where: str) -> str:
+    if not _TOPIC.match(str(value)):
+        raise RunnerError(f"config topic {value!r} is not a valid Kafka topic name", where=where)
+    return str(value)
 
 
 def _sink(raw: Any, where: str) -> dict:
@@ -172,4 +181,5 @@ def parse_config(raw: dict[str, Any], where: str) -> ModelConfig:
         output_mode=mode,
         trigger=None if trigger is None else _trigger(trigger, "trigger", where),
         watermark=wm,
+        topic=None if raw.get("topic") is None else _topic(raw["topic"], where),
     )

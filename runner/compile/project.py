@@ -47,6 +47,18 @@ class KafkaSource:
 
 
 @dataclass(frozen=True)
+class TopicSpec:
+    """A topic as project.yml declares it, for ensure_topics to create when missing."""
+    partitions: int = 1
+    replication_factor: int | None = None  # None: the cluster's default.replication.factor
+    configs: dict[str, str] = field(default_factory=dict)  # topic configs, e.g. min.insync.replicas
+
+
+TOPIC_KEYS = ("partitions", "replication_factor", "configs")
+_TOPIC_CONFIG = re.compile(r"^[a-z][a-z0-9.]*$")  # Kafka's topic config names: message.timestamp.type
+
+
+@dataclass(frozen=True)
 class Target:
     name: str
     master: str
@@ -70,7 +82,7 @@ class Project:
     root: Path
     name: str
     vars: dict[str, VarSpec]
-    topics: dict[str, int]
+    topics: dict[str, TopicSpec]
     sources: dict[str, KafkaSource]
     model_path: Path
     sql_dir: Path
@@ -127,6 +139,87 @@ def check_path(value: Any, where: str) -> str:
     return text
 
 
+def _yaml_line(file: Path, *keys: str) -> str:
+    """file:line of the mapping key at keys (e.g. topics, <name>) for error messages; the file
+    alone when it can not be found. Only called on errors, so the second parse costs nothing."""
+    try:
+        node = yaml.compose(file.read_text())
+        line = None
+        for key in keys:
+            node, line = next((v, k.start_mark.line + 1) for k, v in node.value if str(k.value) == key)
+        return f"{file}:{line}"
+    except Exception:  # noqa: BLE001 -- a message without a line number is still a message
+        return str(file)
+
+
+def _positive_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+def topic_spec(name: Any, spec: Any, file: Path) -> TopicSpec:
+    """topics.<name> from project.yml: partitions, replication_factor and configs, each checked."""
+    where = _yaml_line(file, "topics", str(name))
+    example = "{partitions: 2, replication_factor: 3, configs: {min.insync.replicas: 2}}"
+    if spec is None:
+        return TopicSpec()
+    if not isinstance(spec, dict):
+        raise RunnerError(f"topic '{name}' needs a mapping like {example}, got {spec!r}", where=where)
+    unknown = sorted(str(k) for k in spec if k not in TOPIC_KEYS)
+    if unknown:
+        raise RunnerError(f"topic '{name}' has unknown key(s) {', '.join(unknown)}", where=where,
+                          hint=f"a topic takes {', '.join(TOPIC_KEYS)}, e.g. {example}")
+    partitions = spec.get("partitions", 1)
+    if not _positive_int(partitions):
+        raise RunnerError(f"topic '{name}': partitions must be a whole number >= 1, got {partitions!r}",
+                          where=where)
+    replication = spec.get("replication_factor")
+    if replication is not None and not _positive_int(replication):
+        raise RunnerError(f"topic '{name}': replication_factor must be a whole number >= 1, got {replication!r}",
+                          where=where, hint="leave it out to use the cluster's default.replication.factor")
+    configs = spec.get("configs") or {}
+    if not isinstance(configs, dict):
+        raise RunnerError(f"topic '{name}': configs must be a mapping of Kafka topic configs, got {configs!r}",
+                          where=where, hint="e.g. configs: {min.insync.replicas: 2, retention.ms: 604800000}")
+    for key, value in configs.items():
+        if not _TOPIC_CONFIG.match(str(key)):
+            raise RunnerError(f"topic '{name}': {key!r} is not a Kafka topic config name", where=where,
+                              hint="topic configs are lower-case words joined by dots, e.g. min.insync.replicas")
+        if isinstance(value, (dict, list)) or value is None:
+            raise RunnerError(f"topic '{name}': configs.{key} must be a single value, got {value!r}", where=where)
+    if replication is not None and "min.insync.replicas" in configs:
+        min_isr = configs["min.insync.replicas"]
+        if not _positive_int(min_isr) or min_isr > replication:
+            raise RunnerError(f"topic '{name}': min.insync.replicas {min_isr!r} must be a whole number between 1 "
+                              f"and its replication_factor ({replication})", where=where,
+                              hint="else every acks=all write to it fails (NotEnoughReplicas)")
+    return TopicSpec(partitions=partitions, replication_factor=replication,
+                     configs={str(k): (str(v).lower() if isinstance(v, bool) else str(v)) for k, v in configs.items()})
+
+
+_ROOT_URI = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://([^/]*)(/.*)?$")
+
+
+def check_root(value: Any, where: str) -> str:
+    """checkpoint_root / output_root: a plain path, a file: URI, or a Hadoop filesystem URI with
+    its host or bucket and a folder (hdfs://namenode:8020/fraud/checkpoints, s3a://bucket/fraud/out).
+    Spark writes to any Hadoop filesystem and the runner reads through the same client
+    (runner/stream/storage.py)."""
+    text = check_path(value, where)
+    m = _ROOT_URI.match(text)
+    if not m or m.group(1).lower() == "file":
+        return text
+    scheme, authority, folder = m.group(1).lower(), m.group(2), (m.group(3) or "").strip("/")
+    if not authority:
+        raise RunnerError(f"{where}: {text!r} names no host or bucket", where=PROJECT_FILE,
+                          hint=f"write {scheme}://<namenode:port or bucket>/<folder>, e.g. "
+                               "hdfs://namenode:8020/fraud/checkpoints or s3a://my-bucket/fraud/checkpoints")
+    if not folder:
+        raise RunnerError(f"{where}: {text!r} names no folder", where=PROJECT_FILE,
+                          hint=f"use a folder under it, e.g. {scheme}://{authority}/fraud/checkpoints "
+                               "(reset archives beside the root, in <root>_archive)")
+    return text
+
+
 def _need(d: dict, key: str, where: str) -> Any:
     if not isinstance(d, dict) or key not in d:
         raise RunnerError(f"missing '{key}' in {where}", where=PROJECT_FILE,
@@ -155,11 +248,7 @@ def load_project(root: str | Path = ".", *, target: str | None = None, master: s
                               hint=f"use one of {', '.join(VAR_TYPES)}")
         vars_[name] = VarSpec(name, spec["type"], spec["value"])
 
-    topics = {}
-    for t, spec in (raw.get("topics") or {}).items():
-        if spec is not None and not (isinstance(spec, dict) and isinstance(spec.get("partitions", 1), int)):
-            raise RunnerError(f"topic '{t}' needs {{partitions: N}}, got {spec!r}", where=str(file))
-        topics[check_topic(t, "topics")] = int((spec or {}).get("partitions", 1))
+    topics = {check_topic(t, "topics"): topic_spec(t, spec, file) for t, spec in (raw.get("topics") or {}).items()}
 
     sources: dict[str, KafkaSource] = {}
     for name, spec in ((raw.get("sources") or {}).get("kafka") or {}).items():
@@ -193,8 +282,8 @@ def load_project(root: str | Path = ".", *, target: str | None = None, master: s
     tgt = Target(
         name=tname,
         master=master or str(t.get("master", "local[*]")),
-        output_root=check_path(t.get("output_root", "output"), f"targets.{tname}.output_root"),
-        checkpoint_root=check_path(t.get("checkpoint_root", "checkpoints"), f"targets.{tname}.checkpoint_root"),
+        output_root=check_root(t.get("output_root", "output"), f"targets.{tname}.output_root"),
+        checkpoint_root=check_root(t.get("checkpoint_root", "checkpoints"), f"targets.{tname}.checkpoint_root"),
         kafka={str(k): str(v) for k, v in _need(t, "kafka", f"targets.{tname}").items()},
         spark_conf={str(k): str(v) for k, v in (t.get("spark_conf") or {}).items()},
         kafka_wait_s=float(wait),

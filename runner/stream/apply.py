@@ -1,8 +1,9 @@
-"""Plan and apply: views in DAG order, the sinks' streaming queries started, waited on, stopped.
+"""Plan and apply: views in DAG order, the streaming queries started, waited on, stopped.
 
-Sinks share queries (runner/stream/fanout.py): one for every stateless model's micro-batch sinks,
-one per stateful model, one per Real-time Mode Kafka sink. A plan is still made per
-(model, sink), with its own fingerprint and verdict, kept in its query's checkpoint folder.
+Queries (runner/stream/topology.py): one route query parses and scores each record once and
+writes every routed model's rows to Kafka; the Parquet sinks and the KPIs read those topics. A
+plan is still made per (model, sink), with its own fingerprint and verdict, kept in its query's
+checkpoint folder.
 
 Run-time only: it takes a compiled Manifest and never renders Jinja.
 """
@@ -19,8 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from runner.stream import checkpoints, fanout, sinks, sources
 from runner.compile import fingerprint
+from runner.compile.routes import OFFSET_HEADER, TIMESTAMP_FORMAT
+from runner.compile.manifest import REALTIME
+from runner.stream import checkpoints, fanout, sinks, sources, topology
 from runner.errors import RunnerError
 
 
@@ -31,6 +34,7 @@ class QueryPlan:
     fingerprint: dict
     verdict: fingerprint.Verdict
     group: str = ""          # that query's name
+    query: topology.QuerySpec | None = None
 
     @property
     def name(self) -> str:
@@ -49,9 +53,10 @@ def plan(project, manifest, var_overrides: dict[str, str] | None = None) -> list
     out = []
     for model in manifest.models:
         for spec in sinks.specs(project, model):
+            query = topology.query_of(manifest, model.name, spec)
             fp = fingerprint.query_fingerprint(manifest, model.name, spec.sink, sources=src,
-                                               sink_location=spec.declared, vars_=vars_)
-            group = fanout.group_name(manifest, model, spec.sink, stateful=bool(fp["stateful"]))
+                                               sink_location=spec.declared, vars_=vars_, reads=query.reads)
+            group = query.name
             folder = checkpoints.query_dir(project.checkpoint_root, group)
             meta = checkpoints.read_meta(folder)
             members = (meta or {}).get("members", {})
@@ -63,7 +68,7 @@ def plan(project, manifest, var_overrides: dict[str, str] | None = None) -> list
                     f"a new sink of the shared query {group}: it starts at that query's current offsets"])
             else:
                 verdict = fingerprint.verdict(members.get(spec.query_name), fp)
-            out.append(QueryPlan(spec, folder, fp, verdict, group))
+            out.append(QueryPlan(spec, folder, fp, verdict, group, query))
     return out
 
 
@@ -77,6 +82,10 @@ def reset(project, manifest, model_name: str) -> list[tuple[Path, Path]]:
     # whole query, and every member's Parquet output goes with it (its batch ids start over).
     plans = plan(project, manifest)
     groups = {p.group for p in plans if p.spec.model == model_name}
+    if any(p.query.kind == topology.ROUTE for p in plans if p.group in groups):
+        # The route query starts over from the source's first offset and writes every record to
+        # its topics again: every query reading them starts over too, or it would count twice.
+        groups |= {p.group for p in plans}
     moved = []
     for group in sorted(groups):
         members = [p for p in plans if p.group == group]
@@ -181,65 +190,129 @@ def realtime_supported() -> bool:
 
 
 def trigger_for(members: list[QueryPlan], manifest, available_now: bool, realtime: bool = True) -> dict:
-    """The trigger of a query: availableNow when draining; Real-time Mode for a realtime Kafka
-    sink; else the shortest processing-time interval its members ask for (none: back to back)."""
+    """The trigger of a query: availableNow when draining; Real-time Mode when a member asks for it
+    (the route query); else the shortest processing-time interval its members ask for (none: back
+    to back)."""
     if available_now:
         return {"availableNow": True}
     asked = [p.spec.sink.get("trigger") or manifest.model(p.spec.model).config.trigger for p in members]
-    if fanout.REALTIME in asked:
+    if members and members[0].query.kind != topology.ROUTE:
+        # Only the route query reads the source; the queries after it run in micro-batches.
+        asked = [a for a in asked if a != REALTIME] or [manifest.model(members[0].spec.model).config.trigger]
+    if REALTIME in asked:
         if realtime and realtime_supported():
             return {"realTime": REALTIME_CHECKPOINT_INTERVAL}
         return {}   # micro-batches back to back: the lowest latency micro-batch can give
     from runner.compile.manifest import duration_seconds
-    every = sorted((a for a in asked if a and a != fanout.REALTIME), key=duration_seconds)
+    every = sorted((a for a in asked if a and a != REALTIME), key=duration_seconds)
     return {"processingTime": every[0]} if every else {}
 
 
 # A Real-time Mode batch is a checkpoint interval, not a latency: records flow through within it.
 REALTIME_CHECKPOINT_INTERVAL = "5 minutes"
+# How long a reader remembers a routed record's source offset to drop a repeat: the route query's
+# Kafka sink is at-least-once, and a batch it replays after a crash is rewritten within seconds.
+REPEAT_HORIZON = "10 minutes"
+
+
+def _groups(plans: list[QueryPlan]) -> dict[str, list[QueryPlan]]:
+    groups: dict[str, list[QueryPlan]] = {}
+    for p in plans:
+        groups.setdefault(p.group, []).append(p)
+    return groups
+
+
+def _routed_frame(spark, kafka_options: dict, topic: str, schema, starting: str):
+    """A routed model's rows back from its topic: its columns, plus the time they were routed and the
+    source offset (`_source_offset`) they came from, to drop repeats on."""
+    from pyspark.sql import functions as F
+
+    raw = (spark.readStream.format("kafka").options(**kafka_options)
+           .option("subscribe", topic).option("startingOffsets", starting)
+           .option("failOnDataLoss", "false").option("includeHeaders", "true").load())
+    header = F.filter("headers", lambda h: h["key"] == OFFSET_HEADER)[0]["value"].cast("string")
+    row = F.from_json(F.col("value").cast("string"), schema, {"timestampFormat": TIMESTAMP_FORMAT})
+    return raw.select(row.alias("r"), F.col("timestamp").alias("_routed_at"), header.alias("_source_offset")) \
+              .select("r.*", "_routed_at", "_source_offset")
+
+
+def starting_offsets(project, manifest, plans: list[QueryPlan]) -> dict[str, str]:
+    """Where a reader of the route query's topics starts when it has no checkpoint: the topic's
+    first record, unless the route query starts over too (new or reset); then it rewrites every
+    record, so the reader starts at the topic's current end and counts nothing twice.
+    Taken before the route query starts."""
+    route = topology.route_plan(manifest)
+    topics = {t for p in plans for t in p.query.reads.values()}
+    if not route or not topics:
+        return {}
+    if checkpoints.has_progress(checkpoints.query_dir(project.checkpoint_root, route.query)):
+        return {t: "earliest" for t in topics}
+    from runner.stream.kafka_clients import end_offsets
+    ends = end_offsets(project.target.kafka_options(), topics)
+    return {t: json.dumps({t: {str(p): o for p, o in ends[t].items()}}) for t in topics}
 
 
 def start_queries(spark, project, manifest, plans: list[QueryPlan], *, available_now: bool,
-                  extra_source_options: dict | None = None, realtime: bool = True) -> list:
-    """Register sources, fraud_prob and views, then start one query per group of sinks."""
+                  extra_source_options: dict | None = None, realtime: bool = True,
+                  kinds: tuple[str, ...] = (topology.ROUTE, topology.MIRROR, topology.STATEFUL),
+                  starting: dict[str, str] | None = None) -> list:
+    """Register sources, fraud_prob and views, then start the queries of the given kinds."""
     import udfs
 
     sources.register_streaming(spark, project, used_sources(manifest), extra_options=extra_source_options)
     udfs.register(spark, project.model_path, next(iter(project.sources.values())).schema)
     frames = create_views(spark, manifest)
     kafka_options = sources.spark_kafka_options(project)
-    groups: dict[str, list[QueryPlan]] = {}
-    for p in plans:
-        groups.setdefault(p.group, []).append(p)
+    groups = _groups(plans)
+    route = topology.route_plan(manifest)
+    if starting is None:
+        starting = starting_offsets(project, manifest, plans)
+    # The route query first: the readers' starting offsets were taken before it writes.
+    order = sorted(groups, key=lambda g: groups[g][0].query.kind != topology.ROUTE)
     queries = []
-    for name, members in groups.items():
+    for name in order:
+        members = groups[name]
+        query = members[0].query
+        if query.kind not in kinds:
+            continue
         folder = members[0].checkpoint
         checkpoints.write_meta(folder, {
-            "query": name, "members": {p.name: p.fingerprint for p in members},
+            "query": name, "kind": query.kind, "reads": query.reads,
+            "members": {p.name: p.fingerprint for p in members},
             "sinks": {p.name: p.spec.sink for p in members},
             "written": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
         location = checkpoints.location(project.checkpoint_root, name)
         trigger = trigger_for(members, manifest, available_now, realtime)
-        first = members[0]
-        model = manifest.model(first.spec.model)
-        if len(members) == 1 and name == first.name:
-            # A query of its own: Spark's sink directly (Real-time Mode needs update mode).
-            mode = "update" if "realTime" in trigger else model.config.output_mode
-            query = sinks.start(frames[model.name], first.spec, checkpoint=location, output_mode=mode,
-                                trigger=trigger, kafka_options=kafka_options)
-            query.realtime = "realTime" in trigger
-            queries.append(query)
+        if query.kind == topology.ROUTE:
+            writer = (spark.sql(route.sql).writeStream.queryName(name).format("kafka").options(**kafka_options)
+                      .option("checkpointLocation", location)
+                      # Real-time Mode takes update mode only; for a stateless query the two are the same.
+                      .outputMode("update" if "realTime" in trigger else "append"))
+            q = (writer.trigger(**trigger) if trigger else writer).start()
+            q.realtime = "realTime" in trigger
+            queries.append(q)
             continue
-        stateful = name != fanout.STATELESS_GROUP
-        root = model.name if stateful else fanout.stateless_root(manifest)
-        group = fanout.Group(name, "stateful" if stateful else "stateless", root, members)
-        writer = (frames[root].writeStream.queryName(name)
-                  .option("checkpointLocation", location)
-                  .outputMode(model.config.output_mode if stateful else "append")
-                  .foreachBatch(fanout.batch_writer(group, manifest, kafka_options)))
-        if trigger:
-            writer = writer.trigger(**trigger)
-        queries.append(writer.start())
+        for ref, topic in query.reads.items():
+            model = manifest.model(ref)
+            df = _routed_frame(spark, kafka_options, topic, frames[ref].schema, starting[topic])
+            wm = model.config.watermark
+            # Repeats of a routed record are dropped on its source offset; the watermark bounds that
+            # state (and, for the KPIs, leaves late events out of the windows).
+            df = (df.withWatermark(wm["column"], wm["delay"]) if wm
+                  else df.withWatermark("_routed_at", REPEAT_HORIZON)).dropDuplicatesWithinWatermark(["_source_offset"])
+            df.select(*[f"`{c}`" for c in frames[ref].columns]).createOrReplaceTempView(ref)
+        model = manifest.model(query.model)
+        frame = spark.table(ref) if query.kind == topology.MIRROR else spark.sql(model.sql)
+        if len(members) == 1:
+            q = sinks.start(frame, members[0].spec, checkpoint=location, output_mode=model.config.output_mode,
+                            trigger=trigger, kafka_options=kafka_options, name=name)
+        else:
+            writer = (frame.writeStream.queryName(name).option("checkpointLocation", location)
+                      .outputMode(model.config.output_mode)
+                      .foreachBatch(fanout.batch_writer(members, kafka_options)))
+            q = (writer.trigger(**trigger) if trigger else writer).start()
+        q.realtime = False
+        queries.append(q)
     return queries
 
 
@@ -339,12 +412,26 @@ def run(spark, project, manifest, plans: list[QueryPlan], *, available_now: bool
     progress = ProgressLog(project.runtime_dir / "progress", on_batch)
     spark.streams.addListener(progress.listener)
     queries = []
+    start = dict(available_now=available_now, extra_source_options=extra_source_options, realtime=realtime,
+                 starting=starting_offsets(project, manifest, plans))
+    deadline = time.monotonic() + timeout_s if timeout_s else None
     try:
-        queries = start_queries(spark, project, manifest, plans, available_now=available_now,
-                                extra_source_options=extra_source_options, realtime=realtime)
+        if available_now:
+            # Drain in order: the route query writes the whole backlog to its topics, then the
+            # queries reading them drain those; started together they would stop half-way.
+            queries = start_queries(spark, project, manifest, plans, kinds=(topology.ROUTE,), **start)
+            result = wait(queries, available_now=True, timeout_s=timeout_s, stop_event=stop_event)
+            if result.stopped_by != "available-now":
+                return result
+            stop_all(queries)
+            queries = start_queries(spark, project, manifest, plans, kinds=(topology.MIRROR, topology.STATEFUL),
+                                    **start)
+        else:
+            queries = start_queries(spark, project, manifest, plans, **start)
         if on_started:
             on_started(queries)
-        return wait(queries, available_now=available_now, timeout_s=timeout_s, stop_event=stop_event)
+        left = max(1.0, deadline - time.monotonic()) if deadline else None
+        return wait(queries, available_now=available_now, timeout_s=left, stop_event=stop_event)
     finally:
         stop_all(queries)
         spark.streams.removeListener(progress.listener)

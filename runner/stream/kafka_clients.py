@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import re
 import time
-from typing import Mapping
+from typing import TYPE_CHECKING, Mapping
 
 from runner.errors import RunnerError
+
+if TYPE_CHECKING:
+    from runner.compile.project import TopicSpec
 
 # Java client option -> kafka-python keyword. Declared as data; options not listed are
 # Spark-only (e.g. max.poll.records) and stay with Spark. None: handled in client_config.
@@ -107,22 +110,46 @@ def admin(options: Mapping[str, str], *, timeout_s: float = 30.0):
                            "project.yml (targets.<name>.kafka_wait_s sets how long apply waits)")
 
 
-def ensure_topics(options: Mapping[str, str], topics: Mapping[str, int], *, timeout_s: float = 30.0) -> list[str]:
-    """Create the topics that do not exist yet; return the names created. Idempotent."""
-    from kafka.admin import NewTopic
-    from kafka.errors import TopicAlreadyExistsError
+def _creatable(spec) -> dict:
+    """kafka-python's create_topics entry for a partition count or a project.yml TopicSpec.
+
+    Without a replication factor the broker's default.replication.factor applies (-1, KIP-464,
+    brokers 2.4+): 1 on the single local broker, one replica per node on the local cluster, and
+    whatever the operators chose on a real cluster."""
+    if isinstance(spec, int):
+        return {"num_partitions": spec, "replication_factor": -1}
+    return {"num_partitions": spec.partitions,
+            "replication_factor": spec.replication_factor if spec.replication_factor is not None else -1,
+            "configs": dict(spec.configs)}
+
+
+def ensure_topics(options: Mapping[str, str], topics: Mapping[str, "int | TopicSpec"], *,
+                  timeout_s: float = 30.0) -> list[str]:
+    """Create the topics that do not exist yet (a value is a partition count or a TopicSpec);
+    wait until each has a leader; return the names created. Idempotent; existing topics are
+    left as they are."""
+    from kafka.errors import KafkaError, TopicAlreadyExistsError
 
     client = admin(options, timeout_s=timeout_s)
     try:
         existing = set(client.list_topics())
-        missing = [NewTopic(name=t, num_partitions=n, replication_factor=1)
-                   for t, n in topics.items() if t not in existing]
-        if missing:
-            try:
-                client.create_topics(missing)
-            except TopicAlreadyExistsError:
-                pass  # another process created it between list and create
-        return [t.name for t in missing]
+        missing = {t: _creatable(spec) for t, spec in topics.items() if t not in existing}
+        if not missing:
+            return []
+        result = client.create_topics(missing, raise_errors=False)
+        for topic in result.get("topics", []):
+            code = topic.get("error_code", 0)
+            if code and code != TopicAlreadyExistsError.errno:  # another process created it meanwhile
+                raise RunnerError(f"Kafka refused to create topic '{topic['name']}': "
+                                  f"{topic.get('error_message') or code}", where="project.yml topics",
+                                  hint=f"check topics.{topic['name']} (partitions, replication_factor at most "
+                                       "the number of brokers, configs)")
+        try:
+            client.wait_for_topics(list(missing), timeout_ms=int(timeout_s * 1000))
+        except KafkaError as e:
+            raise RunnerError(f"Kafka created {', '.join(missing)} but gave no leader within {timeout_s:g}s ({e})",
+                              hint="check that every broker of the cluster runs (`runner kafka status`)") from None
+        return list(missing)
     finally:
         client.close()
 
@@ -133,3 +160,22 @@ def list_topics(options: Mapping[str, str], *, timeout_s: float = 10.0) -> list[
         return sorted(t for t in client.list_topics() if not t.startswith("__"))
     finally:
         client.close()
+
+
+def end_offsets(options: Mapping[str, str], topics: set[str], *, timeout_s: float = 30.0) -> dict[str, dict[int, int]]:
+    """{topic: {partition: the offset the next record will get}} for each topic."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(**{"request_timeout_ms": int(timeout_s * 1000), **client_config(options)})
+    try:
+        out = {}
+        for topic in sorted(topics):
+            parts = consumer.partitions_for_topic(topic) or set()
+            if not parts:
+                raise RunnerError(f"topic '{topic}' has no partitions (or does not exist)",
+                                  hint="apply creates the project's topics first; check project.yml topics")
+            ends = consumer.end_offsets([TopicPartition(topic, p) for p in sorted(parts)])
+            out[topic] = {tp.partition: off for tp, off in ends.items()}
+        return out
+    finally:
+        consumer.close()

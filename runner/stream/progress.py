@@ -61,15 +61,17 @@ def read_all(folder: str | Path) -> dict[str, list[dict]]:
     return ProgressTail(folder).poll()
 
 
-def parquet_sinks(project, manifest=None) -> dict[str, Path]:
-    """{model: its Parquet sink folder}, from the compiled models (so a renamed path follows)."""
-    from runner.stream import sinks
+def parquet_sinks(project, manifest=None) -> dict[str, str]:
+    """{model: its Parquet sink folder, a path or URI for outputs.read}, from the compiled
+    models (so a renamed path follows)."""
+    from runner.stream import sinks, storage
     from runner.compile.compiler import compile_project
 
+    storage.configure(project.target.spark_conf)
     manifest = manifest or compile_project(project, write=False)
     out = {}
     for model in manifest.models:
         for spec in sinks.specs(project, model):
             if spec.sink["kind"] == "parquet":
-                out.setdefault(model.name, Path(spec.location))
+                out.setdefault(model.name, spec.location)
     return out

@@ -35,6 +35,9 @@ def specs(project, model) -> list[SinkSpec]:
         }[kind]()
         out.append(SinkSpec(model.name, sink, f"{model.name}__{sink_id(model.config.sinks, i)}", location,
                             declared or location))
+    if model.config.topic:   # config(topic=...): the route query writes the rows there for later queries
+        out.append(SinkSpec(model.name, {"kind": "kafka", "topic": model.config.topic}, f"{model.name}__topic",
+                            model.config.topic, model.config.topic))
     return out
 
 
@@ -45,12 +48,12 @@ def kafka_frame(df: DataFrame, sink: dict) -> DataFrame:
 
 
 def start(df: DataFrame, spec: SinkSpec, *, checkpoint: str, output_mode: str, trigger: dict,
-          kafka_options: dict[str, str]):
+          kafka_options: dict[str, str], name: str | None = None):
     """Start one streaming query for one sink; `trigger` is writeStream.trigger's keyword arguments."""
     kind = spec.sink["kind"]
     frame = kafka_frame(df, spec.sink) if kind == "kafka" else df
-    # A memory sink's table is named by its query; every other query by <model>__<sink>.
-    name = spec.location if kind == "memory" else spec.query_name
+    # A memory sink's table is named by its query; every other query by its plan (or <model>__<sink>).
+    name = spec.location if kind == "memory" else (name or spec.query_name)
     writer = (frame.writeStream.queryName(name)
               .option("checkpointLocation", checkpoint)
               .outputMode(output_mode))

@@ -5,13 +5,13 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from runner.stream import checkpoints
+from runner.stream import checkpoints, storage
 
 
 @dataclass
 class QueryStatus:
     name: str
-    checkpoint: Path
+    checkpoint: object           # its folder: a Path, or a storage.HadoopPath (hdfs://, s3a://)
     last_batch: int | None
     behind: int | None           # records in the source topics past the committed offsets
     last_progress: dict | None   # summarize() of the last batch seen by `apply`
@@ -58,7 +58,8 @@ def end_offsets(kafka_options: dict, topics: set[str]) -> dict[str, dict[str, in
 
 
 def query_status(project) -> list[QueryStatus]:
-    root = checkpoints.local(project.checkpoint_root)
+    storage.configure(project.target.spark_conf)
+    root = storage.path(project.checkpoint_root)
     folders = sorted(p for p in root.iterdir() if (p / checkpoints.META).exists()) if root.is_dir() else []
     topics = {s.topic for s in project.sources.values()}
     ends = end_offsets(project.target.kafka_options(), topics) if folders else None

@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from runner.stream import outputs, sinks
+from runner.stream import outputs, sinks, storage
 
 
 def parquet_locations(project, manifest) -> dict[str, str]:
@@ -37,6 +37,7 @@ class Audit:
 
 
 def audit(project, manifest) -> Audit:
+    storage.configure(project.target.spark_conf)   # outputs on hdfs:// or s3a:// are read with Spark's settings
     where = parquet_locations(project, manifest)
     a = Audit()
     if "fraud_alerts" in where:

@@ -135,18 +135,21 @@ def build(project: Project, var_overrides: dict[str, str] | None = None, *, out_
 
     step("compiling the models")
     manifest = compile_project(project, var_overrides, write=False)
+    card, pr_curve, card_error = _card(project)
+    if use_spark and card_error:   # Spark's analysis registers fraud_prob, which needs the model: say so first
+        raise RunnerError(f"Spark can not analyse the models without the trained model: {card_error.message}",
+                          hint="run `runner train` first, or `runner docs --no-spark` (column types left unknown)")
     schemas = _spark_schemas(project, manifest, spark, step) if use_spark else None
     step("planning the queries against their checkpoints")
     plans = _plans(project, manifest, var_overrides)
     step("tracing column lineage")
     models = _models(project, manifest, schemas, plans)
     vars_ = _vars(project, var_overrides)
-    card, pr_curve, card_note = _card(project)
 
     step(f"writing {out}")
     page = _environment().get_template("index.html.j2").render(
         project=project.name, generated=dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        with_spark=schemas is not None, models=models, vars=vars_, card=card, card_note=card_note,
+        with_spark=schemas is not None, models=models, vars=vars_, card=card, card_note=str(card_error) if card_error else None,
         pr_curve=PR_CURVE_ASSET if pr_curve else None,
         threshold=_threshold(vars_), queries=[s for m in models for s in m.sinks], dag=_dag(project, manifest, models),
         sources=_sources(project, manifest))
@@ -263,14 +266,14 @@ def _threshold(vars_: list[VarDoc]) -> float | None:
     return None
 
 
-def _card(project: Project) -> tuple[dict | None, Path | None, str | None]:
+def _card(project: Project) -> tuple[dict | None, Path | None, RunnerError | None]:
     """The model card, its PR curve PNG when there is one, or why there is no card."""
     from udfs.card import read_card
 
     try:
         card = read_card(project.model_path)
     except RunnerError as e:   # the site still documents the SQL; the card section says what to do
-        return None, None, str(e)
+        return None, None, e
     png = project.model_path / str(card.get("pr_curve") or "")
     return card, (png if card.get("pr_curve") and png.is_file() else None), None
 

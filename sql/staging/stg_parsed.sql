@@ -1,16 +1,17 @@
 -- Every record of the Kafka topic `transactions`, parsed, with reject_reason NULL when it can be
 -- scored, else one reason from a fixed vocabulary (the first that applies, in the order below).
 --
--- Parsing bounds throughput, so each value goes through from_json once, into the typed schema.
--- Only records that are already corrupt pay a second parse, to tell a JSON object with a field
--- of the wrong type (bad_type) from a value that is not an object (not_object) or not JSON.
+-- Parsing bounds throughput, so each value goes through from_json once, into the typed schema
+-- of project.yml's source. The parse sits in a generator (LATERAL VIEW explode) on purpose:
+-- Spark's optimizer substitutes a plain projection's expressions into the filters and columns
+-- above it, which would copy from_json into every field and condition that reads it; a
+-- generator's output is a column it can only reference. Only records that are already corrupt
+-- pay a second parse, to tell a JSON object with a field of the wrong type (bad_type) from a
+-- value that is not an object (not_object) or not JSON.
 -- Types are strict: a number quoted as a string ("0.5") is bad_type, except "NaN"/"Infinity",
 -- which Spark reads as those numbers (so non_finite). Class must be an integer when present.
 -- event_time is an ISO-8601 timestamp (without an offset it is read in the session time zone).
--- Unknown extra fields are ignored. Nothing is dropped: valid rows go on to stg_transactions,
--- the others to rejected_transactions. The session turns off
--- spark.sql.optimizer.enableJsonExpressionOptimization (runner/session.py): it prunes this
--- from_json per plan, and _corrupt_record would then miss wrong types in unread fields.
+-- Unknown extra fields are ignored. Nothing is dropped: the reason decides where a record goes.
 WITH parsed AS (
   SELECT
     partition AS kafka_partition,
@@ -18,8 +19,9 @@ WITH parsed AS (
     timestamp AS kafka_timestamp,
     value,
     CAST(value AS STRING) AS text,
-    from_json(CAST(value AS STRING), {{ transaction_json_schema() }}) AS j
+    j
   FROM {{ source('kafka', 'transactions') }}
+  LATERAL VIEW explode(array(from_json(CAST(value AS STRING), {{ transaction_json_schema() }}))) AS j
 ),
 
 fields AS (

@@ -24,7 +24,8 @@ class StreamProject:
         self.topic = f"transactions_{uuid.uuid4().hex[:8]}"
         raw["sources"]["kafka"]["transactions"]["topic"] = self.topic
         raw["topics"] = {self.topic: {"partitions": partitions}, "fraud_alerts": {"partitions": 1},
-                         "fraud_kpis": {"partitions": 1}, "transactions_rejected": {"partitions": 1}}
+                         "fraud_kpis": {"partitions": 1}, "transactions_rejected": {"partitions": 1},
+                         "scored_events": {"partitions": 2}}
         raw["model"] = str(model)
         raw["targets"]["local"]["kafka"]["bootstrap.servers"] = broker.bootstrap
         self.raw = raw

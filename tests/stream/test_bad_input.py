@@ -159,7 +159,7 @@ def test_every_record_is_scored_or_rejected_exactly_once(bad_run):
     assert sorted(_pos(alerts)) == sorted(p for p, a in zip(scored_pos, scored["is_alert"]) if a)
     assert len(scored_pos) + len(rejected_pos) == len(sent)
     # several micro-batches per query
-    progress = (sp.root / ".runtime" / "progress" / "stateless__fanout.jsonl").read_text().splitlines()
+    progress = (sp.root / ".runtime" / "progress" / "scored_transactions__topics.jsonl").read_text().splitlines()
     assert sum(1 for line in progress if json.loads(line)["numInputRows"]) >= 4
 
 

@@ -5,6 +5,7 @@ import json
 import socket
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
@@ -113,6 +114,91 @@ def test_cli_start_stop_leaves_no_process(runner_cmd, tmp_path):
         time.sleep(0.2)
     assert not kafka_local._alive(state.pid)
     assert kafka_local.read_state(data_dir) is None
+
+
+# ---------------------------------------------------------------- finding a broker started elsewhere
+
+def _cli(runner_cmd, project: Path, *args: str, timeout: float = 180) -> subprocess.CompletedProcess:
+    return subprocess.run(runner_cmd + ["--project", str(project), "kafka", *args],
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def test_stop_and_status_find_the_broker_started_with_data_dir(runner_cmd, tmp_path):
+    project = tmp_path / "project"
+    project.mkdir()
+    elsewhere = tmp_path / "brokers" / "mine"
+    port = kafka_local.free_port()
+    start = _cli(runner_cmd, project, "start", "--port", str(port), "--data-dir", str(elsewhere), "--no-topics")
+    assert start.returncode == 0, start.stderr
+    state = kafka_local.read_state(elsewhere)
+    try:
+        status = _cli(runner_cmd, project, "status")                  # no --data-dir
+        assert status.returncode == 0, status.stdout + status.stderr
+        assert f"running on 127.0.0.1:{port} (pid {state.pid}), data in {elsewhere}" in status.stdout
+        stop = _cli(runner_cmd, project, "stop")                      # no --data-dir
+        assert stop.returncode == 0, stop.stderr
+        assert f"stopped (pid {state.pid})" in stop.stdout
+        assert not kafka_local._alive(state.pid, state.nodes[0].started)
+        assert list((project / ".runtime" / "brokers").glob("*.json")) == []  # its registry entry is gone
+        after = _cli(runner_cmd, project, "status")
+        assert after.returncode == 1 and "not running" in after.stdout
+    finally:
+        kafka_local.stop(elsewhere)
+
+
+def _record_copy(state: kafka_local.BrokerState, data_dir: Path, **node_changes) -> kafka_local.BrokerState:
+    """A broker.json in data_dir naming state's processes (with some fields changed)."""
+    from dataclasses import replace
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    copy = replace(state, data_dir=str(data_dir), nodes=tuple(replace(n, **node_changes) for n in state.nodes))
+    (data_dir / "broker.json").write_text(copy.to_json())
+    return copy
+
+
+def test_registry_drops_entries_of_brokers_that_died(broker, tmp_path):
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    registry = kafka_local.Registry(tmp_path / "registry")
+    _record_copy(broker, tmp_path / "dead", pid=dead.pid)
+    registry.add(tmp_path / "dead")
+    registry.add(tmp_path / "deleted")                  # a data folder removed since: no record at all
+    registry.add(broker.data_dir)
+    assert [s.data_dir for s in registry.running()] == [broker.data_dir]
+    assert len(list((tmp_path / "registry").glob("*.json"))) == 1   # the two stale entries were deleted
+
+
+def test_a_recycled_pid_is_not_taken_for_the_broker(broker, tmp_path):
+    """A record naming a live process that is not a Kafka broker, or one started at another
+    time than recorded, means: not running (stop must never signal it)."""
+    import os
+
+    assert kafka_local.read_state(broker.data_dir) is not None
+    _record_copy(broker, tmp_path / "other_process", pid=os.getpid(), started=0.0)
+    _record_copy(broker, tmp_path / "other_time", started=broker.nodes[0].started - 3600)
+    assert kafka_local.read_state(tmp_path / "other_process") is None
+    assert kafka_local.read_state(tmp_path / "other_time") is None
+    assert kafka_local.stop(tmp_path / "other_time") is None
+    assert kafka_local._alive(broker.pid, broker.nodes[0].started)  # the real broker was left alone
+
+
+def test_locate_names_several_running_brokers_instead_of_guessing(broker, tmp_path):
+    registry = kafka_local.Registry(tmp_path / "registry")
+    twin = _record_copy(broker, tmp_path / "twin")       # a second folder whose record shows a live broker
+    registry.add(broker.data_dir)
+    assert kafka_local.locate(tmp_path / "default", registry) == Path(broker.data_dir)
+    registry.add(twin.data_dir)
+    with pytest.raises(RunnerError, match="several local Kafka brokers run") as err:
+        kafka_local.locate(tmp_path / "default", registry)
+    assert broker.data_dir in str(err.value) and twin.data_dir in str(err.value)
+    assert "--data-dir" in str(err.value)
+
+
+def test_a_record_from_before_clusters_still_reads(tmp_path):
+    (tmp_path / "broker.json").write_text(json.dumps(
+        {"pid": 4242, "port": 9092, "controller_port": 9093, "data_dir": str(tmp_path)}))
+    state = kafka_local.recorded(tmp_path)
+    assert (state.pid, state.port, state.controller_port, state.bootstrap) == (4242, 9092, 9093, "127.0.0.1:9092")
 
 
 def test_missing_jars_tell_the_user_to_run_make_setup(tmp_path, monkeypatch):

@@ -97,6 +97,6 @@ def test_a_query_that_fails_stops_the_runner_with_its_error(stream_project, tmp_
             proc.wait()
     text = log.read_text()
     assert code == 1, text[-3000:]
-    # the alerts' Parquet sink runs in the shared stateless query (runner/stream/fanout.py)
-    assert "error: query stateless__fanout failed" in " ".join(text.split()), text[-3000:]
+    # the alerts' Parquet sink is a query of its own, reading the fraud_alerts topic
+    assert "error: query fraud_alerts__parquet failed" in " ".join(text.split()), text[-3000:]
     assert "alerts" in text

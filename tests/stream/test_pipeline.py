@@ -84,4 +84,4 @@ def test_late_rows_are_left_out_of_kpis_and_counted(spark, stream_project):
     assert after["n_txn"].sum() == before["n_txn"].sum()
     from runner.stream.status import query_status
     status = {s.name: s for s in query_status(sp.load())}
-    assert status["kpi_per_minute__fanout"].behind == 0
+    assert status["kpi_per_minute__sinks"].behind == 0
