@@ -155,9 +155,21 @@ def ensure_topics(options: Mapping[str, str], topics: Mapping[str, "int | TopicS
 
 
 def list_topics(options: Mapping[str, str], *, timeout_s: float = 10.0) -> list[str]:
+    """The topics' names (internal ones left out). Retried within timeout_s: right after a broker
+    of a cluster dies, the metadata still names it and the client may ask it first."""
+    from kafka.errors import KafkaError
+
+    deadline = time.monotonic() + timeout_s
     client = admin(options, timeout_s=timeout_s)
     try:
-        return sorted(t for t in client.list_topics() if not t.startswith("__"))
+        while True:
+            try:
+                return sorted(t for t in client.list_topics() if not t.startswith("__"))
+            except KafkaError as e:
+                if time.monotonic() >= deadline:
+                    raise RunnerError(f"Kafka at {options.get('bootstrap.servers')} did not list its topics "
+                                      f"within {timeout_s:g}s ({e})") from None
+                time.sleep(0.5)
     finally:
         client.close()
 

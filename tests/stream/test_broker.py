@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from runner.tools import kafka_local
 from runner.errors import RunnerError
@@ -223,3 +224,81 @@ def test_cluster_ids_never_start_with_a_dash(monkeypatch):
     draws = iter([dash_first, uuid_mod.UUID(int=1)])
     monkeypatch.setattr(kafka_local.uuid, "uuid4", lambda: next(draws))
     assert kafka_local._cluster_id() == "AAAAAAAAAAAAAAAAAAAAAQ"
+
+
+# ---------------------------------------------------------------- a three-broker cluster
+
+def _min_insync(admin_client, topic: str) -> str:
+    from kafka.admin import ConfigResource, ConfigResourceType
+
+    res = admin_client.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topic, configs=["min.insync.replicas"])],
+                                        config_filter="all")
+    return res["topic"][topic]["min.insync.replicas"]["value"]
+
+
+def test_three_brokers_replicate_every_topic_and_a_killed_node_comes_back(runner_cmd, tmp_path, repo):
+    import os
+    import shutil
+    import signal
+
+    from kafka import KafkaConsumer
+
+    from runner.stream.kafka_clients import admin
+
+    project = tmp_path / "project"
+    project.mkdir()
+    shutil.copy(repo / "project.yml", project / "project.yml")
+    data = tmp_path / "cluster"
+    port = kafka_local.free_port()
+    started = time.monotonic()
+    start = _cli(runner_cmd, project, "start", "--brokers", "3", "--port", str(port), "--data-dir", str(data),
+                 timeout=300)
+    start_s = time.monotonic() - started
+    assert start.returncode == 0, start.stdout + start.stderr
+    state = kafka_local.read_state(data)
+    try:
+        assert state.brokers == 3 and state.port == port and all(n.running for n in state.nodes)
+        assert len({n.pid for n in state.nodes}) == 3
+        assert len({p for n in state.nodes for p in (n.port, n.controller_port)}) == 6
+        print(f"three-broker cluster up in {start_s:.1f}s (CLI, formatting included)")
+
+        # The project's topics (created by `kafka start`) and the internal offsets topic (created
+        # when a first consumer group asks for its coordinator) have a replica on every node.
+        with KafkaConsumer("fraud_alerts", bootstrap_servers=state.bootstrap, group_id="probe",
+                           consumer_timeout_ms=3000) as consumer:
+            list(consumer)
+        client = admin({"bootstrap.servers": state.bootstrap})
+        try:
+            wanted = set(yaml.safe_load((project / "project.yml").read_text())["topics"]) | {"__consumer_offsets"}
+            described = {t["name"]: t for t in client.describe_topics(sorted(wanted))}
+            assert set(described) == wanted
+            for name, t in described.items():
+                assert t["error_code"] == 0, name
+                assert all(sorted(p["replica_nodes"]) == [1, 2, 3] for p in t["partitions"]), name
+                assert _min_insync(client, name) == "2", name
+        finally:
+            client.close()
+
+        os.kill(state.node(2).pid, signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and state.node(2).running:
+            time.sleep(0.2)
+        degraded = _cli(runner_cmd, project, "status")        # no --data-dir: found through the registry
+        assert degraded.returncode == 2, degraded.stdout + degraded.stderr
+        assert "2 of 3 brokers running" in degraded.stdout
+        assert f"node 2: 127.0.0.1:{state.node(2).port} (pid {state.node(2).pid}) DOWN" in degraded.stdout
+
+        again = _cli(runner_cmd, project, "start", "--data-dir", str(data), "--no-topics", timeout=300)
+        assert again.returncode == 0, again.stdout + again.stderr
+        back = kafka_local.read_state(data)
+        assert back.node(2).pid != state.node(2).pid and back.node(2).port == state.node(2).port
+        assert [n.pid for n in back.nodes if n.node_id != 2] == [n.pid for n in state.nodes if n.node_id != 2]
+        healthy = _cli(runner_cmd, project, "status")
+        assert healthy.returncode == 0, healthy.stdout + healthy.stderr
+        assert "3 of 3 brokers running" in healthy.stdout
+
+        stop = _cli(runner_cmd, project, "stop")
+        assert stop.returncode == 0 and "stopped 3 brokers" in stop.stdout, stop.stdout + stop.stderr
+        assert not any(n.running for n in back.nodes)
+    finally:
+        kafka_local.stop(data)
