@@ -4,9 +4,18 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 JARS   := jvm/lib
 
-.PHONY: setup test demo bench clean
+.PHONY: setup test demo bench clean browser
 
-setup: $(VENV)/.installed $(JARS)/.resolved
+setup: $(VENV)/.installed $(JARS)/.resolved browser
+
+# Headless Chromium for tests/test_docs.py (playwright drives it; it downloads no browser).
+# A no-op when chromium is on PATH; installed only where apt-get is (and as root); elsewhere
+# that test is skipped with its reason.
+browser:
+	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null \
+	  || { ! command -v apt-get >/dev/null && echo "note: no chromium and no apt-get; tests/test_docs.py will be skipped"; } \
+	  || { [ "$$(id -u)" != 0 ] && echo "note: no chromium; as root: apt-get install chromium (tests/test_docs.py is skipped until then)"; } \
+	  || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
 # Re-installs only when pyproject.toml changes, so a second `make setup` takes seconds.
 $(VENV)/.installed: pyproject.toml
