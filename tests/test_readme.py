@@ -27,6 +27,7 @@ COVERED = {
     ".venv/bin/runner train --data": ("tests/test_demo.py", "creditcard.csv"),  # the demo runs `train --data` on it
     ".venv/bin/runner replay --data": ("tests/test_readme.py", "test_replay_csv_command"),
     ".venv/bin/runner compile": ("tests/sql/test_compile.py", '"compile"'),
+    ".venv/bin/runner docs": ("tests/test_docs.py", '"docs", "--no-spark"'),   # the Spark default: docs.build(spark=)
     ".venv/bin/runner plan": ("tests/stream/test_readme_exercises.py", "test_exercise_plans"),
     ".venv/bin/runner apply": ("tests/stream/test_pipeline.py", '"apply"'),
     ".venv/bin/runner dashboard": ("tests/test_report.py", '"dashboard"'),
