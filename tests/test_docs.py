@@ -96,7 +96,8 @@ def test_docs_site_in_headless_chromium(site, trained, browser):
             assert boxes[ref]["x"] < boxes[m.name]["x"], (ref, m.name)
         for kind, name in m.sources:
             assert f"source:{kind}.{name} -> model:{m.name}" in drawn
-    assert page.locator("svg a.node.sink").count() == sum(len(m.config.sinks) for m in manifest.models)
+    # every declared sink drawn (queries the runner adds on its own are drawn too, dashed)
+    assert page.locator("svg a.node.sink:not(.internal)").count() == sum(len(m.config.sinks) for m in manifest.models)
 
     # the lineage of fraud_alerts.fraud_prob: the model's features, read from the Kafka value, not the label
     row = page.locator('tr[data-column="fraud_alerts.fraud_prob"]')
@@ -107,10 +108,14 @@ def test_docs_site_in_headless_chromium(site, trained, browser):
     assert row.locator("td.type").inner_text().startswith("double")          # Spark's type for it
     assert page.locator('tr[data-column="fraud_alerts.is_alert"] td.type').inner_text().startswith("boolean")
 
-    # each query's verdict as `runner plan` says it (a fresh project: no checkpoint yet)
-    queries = page.locator("tr[data-query]")
-    assert queries.count() == sum(len(m.config.sinks) for m in manifest.models)
-    assert set(queries.locator(".verdict").all_inner_texts()) == {"NEW"}
+    # each sink's query, the query it runs in and its verdict as `runner plan` says them
+    from runner.stream.apply import plan
+
+    shown = page.eval_on_selector_all("tr[data-query]", """rows => rows.map(r => [r.dataset.query,
+        r.cells[3].innerText, r.querySelector('.verdict').innerText, r.cells[5].innerText])""")
+    planned = [[p.name, p.group, p.verdict.kind, "; ".join(p.verdict.reasons)] for p in plan(project, manifest)]
+    assert sorted(shown) == sorted(planned)
+    assert {v for _, _, v, _ in shown} == {"NEW"}     # a fresh project: no checkpoint yet
 
     # the vars with their types and values, and the model card with its threshold table and curve
     assert page.locator('tr[data-var="threshold"]').inner_text().split("\t")[:3] == ["threshold", "double", "0.9"]

@@ -69,12 +69,17 @@ class ColumnDoc:
 @dataclass
 class SinkDoc:
     node: str                        # DAG node id
+    model: str | None                # the model it writes
     label: str                       # 'kafka: fraud_alerts'
-    sink: dict
+    sink: dict                       # as the model's config declares it; {} for a query the runner adds
     query: str | None = None         # the sink's query name, e.g. fraud_alerts__kafka
     group: str | None = None         # the streaming query it runs in, e.g. stateless__fanout
     verdict: str | None = None       # NEW / RESUME / ... as `runner plan` says it
     reasons: list[str] = field(default_factory=list)
+
+    @property
+    def declared(self) -> bool:
+        return bool(self.sink)
 
     @property
     def verdict_class(self) -> str:
@@ -101,7 +106,7 @@ class ModelDoc:
 
     @property
     def is_view(self) -> bool:
-        return not self.sinks
+        return not any(s.declared for s in self.sinks)
 
 
 @dataclass
@@ -143,7 +148,8 @@ def build(project: Project, var_overrides: dict[str, str] | None = None, *, out_
     step("planning the queries against their checkpoints")
     plans = _plans(project, manifest, var_overrides)
     step("tracing column lineage")
-    models = _models(project, manifest, schemas, plans)
+    sinks, other_queries = _sinks(manifest, plans)
+    models = _models(project, manifest, schemas, sinks)
     vars_ = _vars(project, var_overrides)
 
     step(f"writing {out}")
@@ -151,11 +157,12 @@ def build(project: Project, var_overrides: dict[str, str] | None = None, *, out_
         project=project.name, generated=dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         with_spark=schemas is not None, models=models, vars=vars_, card=card, card_note=str(card_error) if card_error else None,
         pr_curve=PR_CURVE_ASSET if pr_curve else None,
-        threshold=_threshold(vars_), queries=[s for m in models for s in m.sinks], dag=_dag(project, manifest, models),
+        threshold=_threshold(vars_), queries=[s for m in models for s in m.sinks] + other_queries,
+        dag=_dag(project, manifest, models),
         sources=_sources(project, manifest))
     _write_site(out, page, pr_curve)
     return DocsResult(out / "index.html", len(models), sum(len(m.columns) for m in models),
-                      sum(len(m.sinks) for m in models), schemas is not None, card is not None,
+                      len(plans), schemas is not None, card is not None,
                       time.monotonic() - started)
 
 
@@ -210,22 +217,40 @@ def _columns(lineage: Lineage, model: str, schema) -> list[ColumnDoc]:
     return out
 
 
-def _sinks(model, plans: list) -> list[SinkDoc]:
-    # A model's plans come in the order of its sinks; each is named <model>__<sink id>.
-    mine = [p for p in plans if p.name.startswith(f"{model.name}__")]
-    docs = []
-    for i, sink in enumerate(model.config.sinks):
-        detail = {"kafka": "topic", "parquet": "path", "memory": "name"}.get(sink["kind"])
-        label = f"{sink['kind']}: {sink[detail]}" if detail else sink["kind"]
-        doc = SinkDoc(f"sink:{model.name}:{i}", label, sink)
-        if len(mine) == len(model.config.sinks):
-            p = mine[i]
-            doc.query, doc.group, doc.verdict, doc.reasons = p.name, p.group, p.verdict.kind, list(p.verdict.reasons)
-        docs.append(doc)
-    return docs
+def _sink_id(sinks: list[dict], i: int) -> str:
+    # how a sink's query is named, <model>__<sink id>: its kind, numbered when a model has several of a kind
+    kind = sinks[i]["kind"]
+    same = [j for j, other in enumerate(sinks) if other["kind"] == kind]
+    return kind if len(same) == 1 else f"{kind}_{same.index(i) + 1}"
 
 
-def _models(project: Project, manifest: Manifest, schemas: dict | None, plans: list) -> list[ModelDoc]:
+def _attach(doc: SinkDoc, p) -> SinkDoc:
+    doc.query, doc.group, doc.verdict, doc.reasons = p.name, p.group, p.verdict.kind, list(p.verdict.reasons)
+    return doc
+
+
+def _sinks(manifest: Manifest, plans: list) -> tuple[dict[str, list[SinkDoc]], list[SinkDoc]]:
+    """Each model's sinks with the plan of its query; then the plans no declared sink names (queries
+    the runner adds, such as a route to an internal topic), under the model their name starts with."""
+    by_name = {p.name: p for p in plans}
+    out: dict[str, list[SinkDoc]] = {m.name: [] for m in manifest.models}
+    for m in manifest.models:
+        for i, sink in enumerate(m.config.sinks):
+            detail = {"kafka": "topic", "parquet": "path", "memory": "name"}.get(sink["kind"])
+            doc = SinkDoc(f"sink:{m.name}:{i}", m.name, f"{sink['kind']}: {sink[detail]}" if detail else sink["kind"], sink)
+            p = by_name.pop(f"{m.name}__{_sink_id(m.config.sinks, i)}", None)
+            out[m.name].append(_attach(doc, p) if p else doc)
+    orphans = []
+    for p in by_name.values():
+        owners = [m.name for m in manifest.models if p.name.startswith(f"{m.name}__")]
+        owner = max(owners, key=len) if owners else None
+        doc = _attach(SinkDoc(f"query:{p.name}", owner, p.name, {}), p)
+        (out[owner] if owner else orphans).append(doc)
+    return out, orphans
+
+
+def _models(project: Project, manifest: Manifest, schemas: dict | None,
+            sinks: dict[str, list[SinkDoc]]) -> list[ModelDoc]:
     lineage = Lineage(project, manifest)
     formatter = HtmlFormatter(cssclass="sql")
     used_by = {m.name: [d.name for d in manifest.models if m.name in d.refs] for m in manifest.models}
@@ -238,7 +263,7 @@ def _models(project: Project, manifest: Manifest, schemas: dict | None, plans: l
             compiled_html=highlight(m.sql, SqlLexer(), formatter),
             refs=list(m.refs), sources=[f"{k}.{n}" for k, n in m.sources], used_by=used_by[m.name],
             output_mode=m.config.output_mode, trigger=m.config.trigger, watermark=m.config.watermark,
-            fingerprint=m.fingerprint, sinks=_sinks(m, plans),
+            fingerprint=m.fingerprint, sinks=sinks[m.name],
             columns=_columns(lineage, m.name, (schemas or {}).get(m.name) if schemas is not None else None)))
     return docs
 
@@ -291,7 +316,8 @@ def _dag(project: Project, manifest: Manifest, models: list[ModelDoc]) -> dict:
         edges += [{"from": f"source:{s}", "to": f"model:{m.name}"} for s in m.sources]
         edges += [{"from": f"model:{r}", "to": f"model:{m.name}"} for r in m.refs]
         for s in m.sinks:
-            node = {"id": s.node, "label": s.label, "sub": s.verdict or "", "kind": "sink",
+            sub = (s.verdict or "") if s.declared else f"added by the runner · {s.verdict}"
+            node = {"id": s.node, "label": s.label, "sub": sub, "kind": "sink" if s.declared else "sink internal",
                     "verdict": s.verdict_class, "href": f"#query-{s.query or s.node}"}
             if s.group:
                 clusters[s.group] = {"id": f"query:{s.group}", "label": f"query {s.group}"}
