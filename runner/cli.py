@@ -195,9 +195,12 @@ _var_opt = click.option("--var", "vars_", multiple=True, metavar="NAME=VALUE",
                         help="Override a var from project.yml (repeatable); checked against its declared type.")
 
 
-def _compiled(ctx: Context, vars_: tuple[str, ...]):
-    from runner.compile.compiler import compile_project
-    return compile_project(ctx.project, parse_var_options(vars_))
+def _compiled(ctx: Context, vars_: tuple[str, ...], *, write: bool = True):
+    """The manifest run time works from: target/manifest.json as `runner compile` wrote it, compiled
+    again first (one line on stderr says why) when project.yml, sql/, the --var options or the model
+    card changed since. write=False for the read-only verbs: then target/ is left as it is."""
+    from runner.compile.compiler import current_manifest
+    return current_manifest(ctx.project, parse_var_options(vars_), write=write)
 
 
 def _plan_table(plans) -> "Table":
@@ -335,7 +338,7 @@ def status_cmd(ctx):
                       f"{lp.get('rows_per_s', 0):.0f}" if lp else "-", str(lp.get("duration_ms", "-")),
                       str(s.late_rows), str(s.checkpoint))
     console.print(table)
-    rejected = audit(ctx.project, _compiled(ctx, ())).rejected_by_reason
+    rejected = audit(ctx.project, _compiled(ctx, (), write=False)).rejected_by_reason
     console.print("rejected records: " + (", ".join(f"{k} {v}" for k, v in rejected.items()) or "none"))
 
 
@@ -348,7 +351,7 @@ def audit_cmd(ctx):
 
     from runner.tools.audit import audit, frame
 
-    df = frame(audit(ctx.project, _compiled(ctx, ())))
+    df = frame(audit(ctx.project, _compiled(ctx, (), write=False)))
     table = Table(title="audit of the Parquet outputs")
     table.add_column("what")
     table.add_column("value", justify="right")

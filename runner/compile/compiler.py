@@ -8,10 +8,13 @@ error leaves the previous target/ as it was.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
+import sys
 import tempfile
 from pathlib import Path
+from typing import Callable
 
 import sqlglot
 from sqlglot import exp
@@ -21,11 +24,12 @@ from runner.compile.dialect import FraudSpark
 from runner.compile import routes
 from runner.errors import RunnerError
 from runner.compile.graph import find_cycle, select as select_models, topological_order
+from runner.compile import manifest as handoff
 from runner.compile.manifest import CompiledModel, Manifest, ModelConfig  # noqa: F401  (re-exported contract)
 from runner.compile.project import Project
 from runner.compile.render import MACRO_DIR, RenderedModel, Renderer
 
-MANIFEST = "manifest.json"
+MANIFEST = handoff.MANIFEST_FILE
 COMPILED = "compiled"
 
 
@@ -100,8 +104,18 @@ def _check_cycle(rendered: dict[str, RenderedModel]) -> None:
                           hint="a model can not depend on itself, directly or through other models")
 
 
+def render_model(project: Project, name: str, var_overrides: dict[str, str] | None = None) -> RenderedModel:
+    """One model rendered as `compile` renders it (for SQL tests that run a single model)."""
+    files = model_files(project)
+    if name not in files:
+        raise RunnerError(f"no model named '{name}'", hint=f"models: {', '.join(sorted(files))}")
+    return Renderer(project, var_overrides, model_names=set(files)).render(files[name])
+
+
 def compile_project(project: Project, var_overrides: dict[str, str] | None = None,
                     select: str | None = None, write: bool = True) -> Manifest:
+    inputs = {"hash": handoff.input_hash(project, var_overrides), "compiler": handoff.compiler_hash(),
+              "var_overrides": dict(var_overrides or {}), "select": select}
     files = model_files(project)
     renderer = Renderer(project, var_overrides, model_names=set(files))
     rendered = {name: renderer.render(path) for name, path in files.items()}
@@ -117,12 +131,33 @@ def compile_project(project: Project, var_overrides: dict[str, str] | None = Non
         tree = _parse_model(r, project)
         models.append(CompiledModel(name=r.name, path=r.path, sql=r.sql, refs=list(r.refs),
                                     sources=list(r.sources), config=r.config, fingerprint=fingerprint(tree)))
-    manifest = Manifest(project=project.name, models=models)
+    facts = dict(
+        vars={name: {"type": project.vars[name].type, "value": str(v.raw), "literal": str(v)}
+              for name, v in renderer.vars.items()},
+        sources={name: {"kind": "kafka", "topic": s.topic, "schema": dict(s.schema)}
+                 for name, s in project.sources.items()},
+        features={"names": list(renderer.features.names), "origin": renderer.features.origin},
+        inputs=inputs)
+    manifest = Manifest(project=project.name, models=models, **facts)
     if select is None:   # the route query covers the whole project; a selection only checks models
-        manifest = Manifest(project=project.name, models=models, routes=_route_plan(project, manifest))
+        manifest = Manifest(project=project.name, models=models, routes=_route_plan(project, manifest), **facts)
     if write:
         write_target(project, manifest)
+    handoff.remember(project, var_overrides, manifest)
     return manifest
+
+
+def current_manifest(project: Project, var_overrides: dict[str, str] | None = None, *, write: bool = True,
+                     say: Callable[[str], None] | None = None) -> Manifest:
+    """What run-time verbs work from: target/manifest.json when it was compiled from the project
+    as it is now (same input hash), else the project compiled again, with `say` told why in one
+    line (default: stderr). `write=False` (the read-only verbs) leaves target/ untouched."""
+    manifest, why = handoff.load_current(project, var_overrides)
+    if manifest is not None:
+        return manifest
+    if why:
+        (say or (lambda line: print(line, file=sys.stderr, flush=True)))(why)
+    return compile_project(project, var_overrides, write=write)
 
 
 def _route_plan(project: Project, manifest: Manifest) -> dict | None:
@@ -134,7 +169,8 @@ def _route_plan(project: Project, manifest: Manifest) -> dict | None:
             raise RunnerError(f"model '{r.model}' writes to the topic '{r.topic}', which project.yml does not declare",
                               where=manifest.model(r.model).path,
                               hint=f"add `{r.topic}: {{partitions: 1}}` under topics: in {project.file}")
-    return route_plan.to_dict()
+    # as JSON types (lists, not tuples), so the manifest in memory equals the one read back
+    return json.loads(json.dumps(route_plan.to_dict()))
 
 
 def _atomic_write(path: Path, text: str) -> None:

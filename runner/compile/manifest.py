@@ -2,9 +2,16 @@
 
 Pure data: nothing here renders, parses SQL or touches Spark. The runtime reads
 models in `Manifest.models` order (dependencies first).
+
+The manifest is the hand-off, as in dbt: `runner compile` writes target/manifest.json with all
+that run time needs (each model's SQL, config and fingerprint, the route query, the vars as the
+SQL saw them, the source schemas, the model's features) and a hash of what it was compiled from
+(`input_hash`). Run-time verbs load it (`load_current`) and recompile only when that hash no
+longer matches, so the Jinja layer (runner/compile/render.py) is never needed at run time.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from dataclasses import asdict, dataclass, field
@@ -58,6 +65,21 @@ class Manifest:
     project: str
     models: list[CompiledModel]     # topological order, dependencies first
     routes: dict | None = None      # the route query (runner/compile/routes.py RoutePlan), as data
+    # The vars as the SQL saw them (project.yml's values with the --var overrides applied):
+    # name -> {"type", "value": the value as text, "literal": what {{ var(name) }} printed}.
+    vars: dict[str, dict] = field(default_factory=dict)
+    # Each source in project.yml: name -> {"kind", "topic", "schema": {field: Spark SQL type}}.
+    sources: dict[str, dict] = field(default_factory=dict)
+    # The features fraud_prob takes, in order, and where they were read from (the model card, or
+    # project.yml's schema before the first `runner train`; runner/compile/features.py).
+    features: dict = field(default_factory=dict)   # {"names": [...], "origin": "..."}
+    # What it was compiled from: {"hash": input_hash(...), "compiler": compiler_hash(),
+    # "var_overrides": {...}, "select": MODEL or None}.
+    inputs: dict = field(default_factory=dict)
+
+    def var_values(self) -> dict[str, str]:
+        """{name: value as text}: what a checkpoint's fingerprint records of the vars."""
+        return {name: v["value"] for name, v in self.vars.items()}
 
     def model(self, name: str) -> CompiledModel:
         for m in self.models:
@@ -66,7 +88,8 @@ class Manifest:
         raise RunnerError(f"no model named '{name}'", hint=f"models: {', '.join(m.name for m in self.models)}")
 
     def to_dict(self) -> dict:
-        return {"project": self.project, "models": [asdict(m) for m in self.models], "routes": self.routes}
+        return {"project": self.project, "models": [asdict(m) for m in self.models], "routes": self.routes,
+                "vars": self.vars, "sources": self.sources, "features": self.features, "inputs": self.inputs}
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=False)
@@ -81,7 +104,19 @@ class Manifest:
                 fingerprint=m["fingerprint"])
             for m in raw["models"]
         ]
-        return cls(project=raw["project"], models=models, routes=raw.get("routes"))
+        return cls(project=raw["project"], models=models, routes=raw.get("routes"), vars=raw.get("vars") or {},
+                   sources=raw.get("sources") or {}, features=raw.get("features") or {},
+                   inputs=raw.get("inputs") or {})
+
+
+MANIFEST_FILE = "manifest.json"
+STALE = "project changed since the last compile: recompiling"
+
+
+def source_view(kind: str, name: str) -> str:
+    """The temp view name a source is read through: `source('kafka', 'x')` renders to it, the
+    runtime registers the stream under it, and SQL tests stand their inputs in for it."""
+    return f"src__{kind}__{name}"
 
 
 def load_manifest(path: str | Path) -> Manifest:
@@ -89,6 +124,87 @@ def load_manifest(path: str | Path) -> Manifest:
     if not p.exists():
         raise RunnerError(f"no manifest at {p}", hint="run `runner compile` first")
     return Manifest.from_json(p.read_text())
+
+
+def _files_under(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.is_file()) if folder.is_dir() else []
+
+
+def input_hash(project, var_overrides: dict[str, str] | None = None) -> str:
+    """sha256 of what a compile reads: project.yml, every file under sql/ (names and bytes), the
+    --var overrides and the model card it checks (absent counts too: training one changes it)."""
+    from udfs.card import CARD_FILE
+
+    h = hashlib.sha256()
+
+    def add(label: str, data: bytes) -> None:
+        h.update(f"{label}\0{len(data)}\0".encode())
+        h.update(data)
+
+    add("project.yml", project.file.read_bytes())
+    for f in _files_under(project.sql_dir):
+        add("sql/" + f.relative_to(project.sql_dir).as_posix(), f.read_bytes())
+    add("--var", json.dumps(sorted((var_overrides or {}).items())).encode())
+    card = project.model_path / CARD_FILE
+    add("model card", card.read_bytes() if card.is_file() else b"(none)")
+    return h.hexdigest()
+
+
+def compiler_hash() -> str:
+    """sha256 of the compiler's own code (runner/compile/*.py): a manifest written by another
+    version of the runner is compiled again, not trusted."""
+    h = hashlib.sha256()
+    for f in sorted(Path(__file__).parent.glob("*.py")):
+        h.update(f.name.encode() + b"\0" + f.read_bytes())
+    return h.hexdigest()
+
+
+def load_current(project, var_overrides: dict[str, str] | None = None) -> tuple[Manifest | None, str]:
+    """target/manifest.json when it was compiled from the project as it is now, else None and,
+    in one line, why it has to be compiled again ("" when there is none yet: compiling first is
+    then what anyone expects, as `dbt run` does, and not worth a line)."""
+    path = Path(project.target_dir) / MANIFEST_FILE
+    if not path.is_file():
+        return None, ""
+    try:
+        manifest = Manifest.from_json(path.read_text())
+    except (ValueError, KeyError, TypeError):
+        return None, f"{path} is not a manifest this runner reads: recompiling"
+    inputs = manifest.inputs
+    if inputs.get("select") is not None:
+        return None, f"the last compile was of --select {inputs['select']} only: recompiling"
+    if inputs.get("compiler") != compiler_hash():
+        return None, "the runner's compiler changed since the last compile: recompiling"
+    if inputs.get("hash") != input_hash(project, var_overrides):
+        return None, STALE
+    remember(project, var_overrides, manifest)
+    return manifest, ""
+
+
+# The manifests this process compiled or loaded, by project folder and --var overrides: what
+# `compiled_for` answers for callers that have the project but not the manifest.
+_SEEN: dict[tuple[str, str], Manifest] = {}
+
+
+def _key(project, var_overrides: dict[str, str] | None) -> tuple[str, str]:
+    return str(Path(project.root).resolve()), json.dumps(sorted((var_overrides or {}).items()))
+
+
+def remember(project, var_overrides: dict[str, str] | None, manifest: Manifest) -> None:
+    _SEEN[_key(project, var_overrides)] = manifest
+
+
+def compiled_for(project, var_overrides: dict[str, str] | None = None) -> Manifest:
+    """The manifest compiled (or loaded) last in this process for this project and these
+    overrides; else target/manifest.json when it is current. Never compiles."""
+    seen = _SEEN.get(_key(project, var_overrides))
+    if seen is not None:
+        return seen
+    manifest, why = load_current(project, var_overrides)
+    if manifest is None:
+        raise RunnerError(f"no current manifest for {project.root} ({why.split(':')[0] or 'none compiled yet'})",
+                          hint="run `runner compile` (with the same --var options) first")
+    return manifest
 
 
 def _duration(value: Any, what: str, where: str) -> str:

@@ -1,5 +1,9 @@
 """The Jinja layer: `ref`, `source`, `var`, `config` and the macros in sql/macros/.
 
+Facts the SQL needs from elsewhere come from their one place: `source_schema(name)` is
+project.yml's schema of a source (sql/macros/json.sql builds the from_json schema from it with
+`schema_ddl`), `model_features` the model card's features in order (runner/compile/features.py).
+
 Rendering turns a model file into plain Spark SQL and records what the file
 asked for (refs, sources, vars, config). Values reach SQL only as typed
 literals built here, never as pasted text, so a var can not inject SQL.
@@ -17,8 +21,9 @@ from typing import Any, Callable
 import jinja2
 
 from runner.errors import RunnerError
-from runner.compile.manifest import ModelConfig, parse_config
-from runner.compile.project import Project
+from runner.compile.features import ModelFeatures, model_features
+from runner.compile.manifest import ModelConfig, parse_config, source_view  # noqa: F401  (source_view re-exported)
+from runner.compile.project import FIELD_NAME, FIELD_TYPE, Project
 
 MACRO_DIR = "macros"
 _DOUBLE = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
@@ -153,11 +158,6 @@ class RenderedModel:
     ref_lines: dict[str, int] = field(default_factory=dict)  # first line each ref appears on
 
 
-def source_view(kind: str, name: str) -> str:
-    """The temp view name the runtime registers for a source (and tests stand inputs in for)."""
-    return f"src__{kind}__{name}"
-
-
 class Renderer:
     """Renders model files of one project with one set of vars."""
 
@@ -165,6 +165,7 @@ class Renderer:
                  model_names: set[str] | None = None):
         self.project = project
         self.vars = resolve_vars(project, var_overrides)
+        self.features: ModelFeatures = model_features(project)
         self.model_names = model_names
         self.root = project.root
 
@@ -225,7 +226,30 @@ class Renderer:
             model.config = parse_config(_unwrap(kwargs), self._where())
             return ""
 
-        env.globals.update(ref=ref, source=source, var=var, config=config)
+        def source_schema(name: str) -> dict[str, str]:
+            """project.yml's sources.kafka.<name>.schema (field -> Spark SQL type), in order."""
+            if name not in self.project.sources:
+                raise RunnerError(f"source_schema('{name}'): no such source in project.yml", where=self._where(),
+                                  hint=f"declared: {', '.join(self.project.sources) or 'none'}")
+            return dict(self.project.sources[name].schema)
+
+        def schema_ddl(fields: dict, retype: dict | None = None, append: dict | None = None) -> str:
+            """A schema as a quoted DDL string literal ('a STRING, b DOUBLE'), e.g. for from_json:
+            `retype` changes the type of fields it names, `append` adds fields at the end."""
+            where = self._where()
+            unknown = sorted(set(retype or {}) - set(fields))
+            if unknown:
+                raise RunnerError(f"schema_ddl: retype names {', '.join(unknown)}, not fields of the schema",
+                                  where=where, hint=f"fields: {', '.join(fields)}")
+            merged = {**fields, **(retype or {}), **(append or {})}
+            for name, type_ in merged.items():
+                if not FIELD_NAME.match(str(name)) or not FIELD_TYPE.match(str(type_).strip()):
+                    raise RunnerError(f"schema_ddl: {name!r} {type_!r} is not a field name and a Spark SQL type",
+                                      where=where, hint="names are identifiers; types as in project.yml's schemas")
+            return sql_string(", ".join(f"{name} {str(type_).strip()}" for name, type_ in merged.items()))
+
+        env.globals.update(ref=ref, source=source, var=var, config=config, source_schema=source_schema,
+                           schema_ddl=schema_ddl, model_features=list(self.features.names))
         macro_dir = self.project.sql_dir / MACRO_DIR
         for file in sorted(macro_dir.glob("*.sql")) if macro_dir.is_dir() else []:
             rel = f"{MACRO_DIR}/{file.name}"
@@ -254,7 +278,8 @@ class Renderer:
                 tb = tb.tb_next
             what = "undefined name: " + str(e) if isinstance(e, jinja2.UndefinedError) else f"{type(e).__name__}: {e}"
             raise RunnerError(what, where=f"{self._rel(file)}:{line}" if line else self._rel(file),
-                              hint="SQL models may use ref, source, var, config and the macros in sql/macros/") from None
+                              hint="SQL models may use ref, source, var, config, source_schema, schema_ddl, "
+                                   "model_features and the macros in sql/macros/") from None
 
     def render(self, path: Path) -> RenderedModel:
         path = Path(path)

@@ -41,9 +41,12 @@ class QueryPlan:
         return self.spec.query_name
 
 
-def effective_vars(project, overrides: dict[str, str] | None) -> dict:
-    from runner.compile.render import resolve_vars
-    return {k: str(v.raw) for k, v in resolve_vars(project, overrides).items()}
+def effective_vars(project, overrides: dict[str, str] | None, manifest=None) -> dict:
+    """{name: value as text} of the vars the models were compiled with, as the manifest records
+    them (compile resolved project.yml's values and the --var overrides); without `manifest`,
+    the one this process compiled or loaded for these overrides. Never renders Jinja."""
+    from runner.compile.manifest import compiled_for
+    return (manifest or compiled_for(project, overrides)).var_values()
 
 
 def plan(project, manifest, var_overrides: dict[str, str] | None = None) -> list[QueryPlan]:

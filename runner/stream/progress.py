@@ -63,12 +63,13 @@ def read_all(folder: str | Path) -> dict[str, list[dict]]:
 
 def parquet_sinks(project, manifest=None) -> dict[str, str]:
     """{model: its Parquet sink folder, a path or URI for outputs.read}, from the compiled
-    models (so a renamed path follows)."""
+    models (so a renamed path follows): `manifest`, else the one compiled for the project
+    (runner/compile/manifest.py `compiled_for`; run time never compiles)."""
     from runner.stream import sinks, storage
-    from runner.compile.compiler import compile_project
+    from runner.compile.manifest import compiled_for
 
     storage.configure(project.target.spark_conf)
-    manifest = manifest or compile_project(project, write=False)
+    manifest = manifest or compiled_for(project)
     out = {}
     for model in manifest.models:
         for spec in sinks.specs(project, model):

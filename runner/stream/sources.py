@@ -17,7 +17,8 @@ KAFKA_COLUMNS = StructType([
 
 
 def view_name(kind: str, name: str) -> str:
-    return f"src__{kind}__{name}"
+    from runner.compile.manifest import source_view   # the one naming rule, shared with compile
+    return source_view(kind, name)
 
 
 def spark_kafka_options(project) -> dict[str, str]:

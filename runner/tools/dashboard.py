@@ -43,8 +43,11 @@ class Feed:
     """Reads a project's run state; `snapshot()` is cheap enough to call every second."""
 
     def __init__(self, project, manifest=None):
+        from runner.compile.compiler import current_manifest
+
         self.project = project
-        self.sinks = parquet_sinks(project, manifest)
+        # read-only: a stale target/manifest.json is recompiled in memory, never rewritten
+        self.sinks = parquet_sinks(project, manifest or current_manifest(project, write=False))
         self.progress = ProgressTail(project.runtime_dir / "progress")
 
     def _read(self, model: str, columns: list[str]) -> pd.DataFrame:

@@ -12,7 +12,7 @@ Where each fact comes from (this module only gathers and renders them):
   `analyse`), or none with `use_spark=False`;
 - verdicts: `plan(project, manifest)` (runner/stream/apply.py), read through `.name`, `.group`
   and `.verdict` only, since that module is being reshaped;
-- vars: project.yml through runner/compile/render.py `resolve_vars` (what the SQL sees);
+- vars: the manifest's, as compile resolved them (what the SQL sees);
 - the model card: udfs/card.py `read_card`, the PR curve PNG `runner train` drew next to it.
 
 The layout of the DAG is dagre's (vendored, see docs_templates/README.md), run in the browser.
@@ -38,7 +38,7 @@ from runner.compile.compiler import compile_project
 from runner.compile.lineage import Lineage, SourceColumn
 from runner.compile.manifest import Manifest
 from runner.compile.project import Project
-from runner.compile.render import resolve_vars, source_view
+from runner.compile.manifest import source_view
 from runner.errors import RunnerError
 
 TEMPLATES = Path(__file__).with_name("docs_templates")
@@ -150,7 +150,7 @@ def build(project: Project, var_overrides: dict[str, str] | None = None, *, out_
     step("tracing column lineage")
     sinks, other_queries = _sinks(manifest, plans)
     models = _models(project, manifest, schemas, sinks)
-    vars_ = _vars(project, var_overrides)
+    vars_ = _vars(project, manifest, var_overrides)
 
     step(f"writing {out}")
     page = _environment().get_template("index.html.j2").render(
@@ -268,9 +268,9 @@ def _models(project: Project, manifest: Manifest, schemas: dict | None,
     return docs
 
 
-def _vars(project: Project, var_overrides: dict[str, str] | None) -> list[VarDoc]:
-    resolved = resolve_vars(project, var_overrides)
-    return [VarDoc(name, spec.type, str(resolved[name].raw), str(resolved[name]), str(spec.value),
+def _vars(project: Project, manifest: Manifest, var_overrides: dict[str, str] | None) -> list[VarDoc]:
+    resolved = manifest.vars   # name -> {type, value, literal}, as the SQL saw them
+    return [VarDoc(name, spec.type, resolved[name]["value"], resolved[name]["literal"], str(spec.value),
                    name in (var_overrides or {})) for name, spec in project.vars.items()]
 
 

@@ -202,7 +202,9 @@ def build(project, out_dir: str | Path | None = None, *, title: str = "fraud-str
     folder.mkdir(parents=True, exist_ok=True)
     card = _read_card(project)
     chosen = project.vars["threshold"].value if "threshold" in project.vars else None
-    paths = parquet_sinks(project, manifest)
+    from runner.compile.compiler import current_manifest
+    # read-only: a stale target/manifest.json is recompiled in memory, never rewritten
+    paths = parquet_sinks(project, manifest or current_manifest(project, write=False))
     kpis = outputs.read(paths["kpi_per_minute"]) if "kpi_per_minute" in paths else pd.DataFrame()
     alerts = outputs.read(paths["fraud_alerts"], columns=["txn_id", "Class"]) if "fraud_alerts" in paths else pd.DataFrame()
     rejected = outputs.read(paths["rejected_transactions"], columns=["reason"]) if "rejected_transactions" in paths else pd.DataFrame()

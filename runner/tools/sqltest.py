@@ -31,8 +31,8 @@ from typing import Any
 import yaml
 
 from runner.errors import RunnerError
+from runner.compile.manifest import source_view
 from runner.compile.project import Project
-from runner.compile.render import Renderer, source_view
 
 # What Spark's Kafka source gives a source view (the runtime registers the same columns).
 KAFKA_SOURCE_DDL = ("key BINARY, value BINARY, topic STRING, partition INT, offset BIGINT, "
@@ -47,13 +47,10 @@ def _input_view(name: str) -> str:
 
 
 def render_model(project: Project, model: str, vars: dict[str, Any] | None = None):
-    from runner.compile.compiler import model_files
+    """The model as `compile` renders it, with `vars` as --var overrides."""
+    from runner.compile import compiler
 
-    files = model_files(project)
-    if model not in files:
-        raise RunnerError(f"no model named '{model}'", hint=f"models: {', '.join(sorted(files))}")
-    overrides = {k: _text(v) for k, v in (vars or {}).items()}
-    return Renderer(project, overrides, model_names=set(files)).render(files[model])
+    return compiler.render_model(project, model, {k: _text(v) for k, v in (vars or {}).items()})
 
 
 def run_model(spark, project: Project, model: str, inputs: dict[str, Any], vars: dict[str, Any] | None = None):

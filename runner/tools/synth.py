@@ -16,8 +16,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-V_COLS = [f"V{i}" for i in range(1, 29)]
-COLUMNS = ["Time", *V_COLS, "Amount", "Class"]
+from udfs.card import FEATURES
+
+# The creditcard.csv layout: Time, the features `runner train` fits (V1..V28, Amount), Class.
+COLUMNS = ["Time", *FEATURES, "Class"]
+V_COLS = [c for c in FEATURES if c != "Amount"]   # the PCA components, one per V_STD entry below
 
 FRAUD_RATE = 0.00172          # 492 / 284,807 in the real data
 ROWS_PER_SECOND = 1.65        # 284,807 rows over 172,792 s in the real data
@@ -28,6 +31,7 @@ V_STD = np.array([
     1.021, 0.999, 0.995, 0.959, 0.915, 0.876, 0.849, 0.838, 0.814, 0.771,
     0.735, 0.726, 0.624, 0.606, 0.521, 0.482, 0.404, 0.330,
 ])
+assert len(V_STD) == len(V_COLS), "one standard deviation per V column"
 
 # Fraud shift per column, in units of that column's standard deviation.
 FRAUD_SHIFT = {"V14": -2.2, "V12": -1.8, "V10": -1.6, "V17": -2.0, "V4": 1.6, "V11": 1.4, "V3": -1.3}
@@ -44,7 +48,7 @@ def generate(n: int, seed: int = 42) -> pd.DataFrame:
     time = np.floor(np.cumsum(gaps) - (gaps[0] if n else 0.0))
 
     # V1..V28: normal with a heavier tail for a few rows (a t-like scale mixture).
-    z = rng.standard_normal((n, 28))
+    z = rng.standard_normal((n, len(V_COLS)))
     scale = np.where(rng.random(n) < 0.05, 2.5, 1.0)[:, None]
     v = z * scale * V_STD
 
@@ -53,9 +57,9 @@ def generate(n: int, seed: int = 42) -> pd.DataFrame:
     if fraud.size:
         # Intensity 0.6..3.2: the weak end hides among the normals, the strong end stands out.
         intensity = rng.uniform(0.6, 3.2, size=fraud.size)
-        shift = np.zeros(28)
+        shift = np.zeros(len(V_COLS))
         for col, s in FRAUD_SHIFT.items():
-            shift[int(col[1:]) - 1] = s
+            shift[V_COLS.index(col)] = s
         v[fraud] = v[fraud] * 1.3 + np.outer(intensity, shift * V_STD)
 
     # Amount: log-normal (median ~22, long tail); frauds have a wider spread.

@@ -177,6 +177,48 @@ def test_fingerprint_ignores_formatting_but_not_threshold(project_copy):
     assert changed.model("stg_parsed").fingerprint == before.model("stg_parsed").fingerprint
 
 
+def from_json_schema(manifest) -> str:
+    """The DDL string stg_parsed hands to from_json."""
+    tree = sqlglot.parse_one(manifest.model("stg_parsed").sql, read=FraudSpark)
+    calls = [c for c in tree.find_all(sqlglot.exp.FromJson) if isinstance(c.this, sqlglot.exp.Cast)]
+    assert len(calls) == 1, [c.sql(FraudSpark) for c in calls]
+    return calls[0].expression.name
+
+
+def add_schema_field(project_copy, field: str, type_: str) -> None:
+    edit(project_copy, "project.yml", "        Class: INT\n", f"        Class: INT\n        {field}: {type_}\n")
+
+
+def test_from_json_schema_is_project_yml_source_schema(project_copy):
+    schema = load_project(project_copy).sources["transactions"].schema
+    ddl = from_json_schema(compile_project(load_project(project_copy), write=False))
+    fields = [f.strip().split(" ", 1) for f in ddl.split(",")]
+    # every field of project.yml in its order and type, event_time read as text, _corrupt_record last
+    assert fields == [[k, "STRING" if k == "event_time" else v] for k, v in schema.items()] + [["_corrupt_record", "STRING"]]
+
+    add_schema_field(project_copy, "merchant_id", "STRING")
+    after = from_json_schema(compile_project(load_project(project_copy), write=False))
+    assert after == ddl.replace(", _corrupt_record STRING", ", merchant_id STRING, _corrupt_record STRING")
+
+
+def test_model_card_features_that_the_schema_lacks_stop_compile(project_copy):
+    project = load_project(project_copy)
+    features = compile_project(project, write=False).features["names"]   # no model yet: the schema's
+    card_dir = project.model_path
+    card_dir.mkdir(parents=True)
+    n = len(features)
+    (card_dir / "model_card.json").write_text(json.dumps({
+        "kind": "lr", "features": features,
+        "lr": {"scaler_mean": [0.0] * n, "scaler_std": [1.0] * n, "coefficients": [0.1] * n, "intercept": -1.0}}))
+    manifest = compile_project(load_project(project_copy), write=False)
+    assert manifest.features == {"names": features, "origin": str(card_dir / "model_card.json")}
+    edit(project_copy, "project.yml", f"        {features[3]}: DOUBLE\n", "")
+    err = compile_error(project_copy)
+    assert f"needs columns missing from the source schema: {features[3]}" in err.message   # udfs/card.py's words
+    assert err.where == f"{project_copy / 'project.yml'} (model: {card_dir})"
+    assert "project.yml" in err.hint
+
+
 def test_dialect_parses_group_by_window(repo):
     for sql in ["SELECT window.start, count(*) FROM t GROUP BY window(event_time, INTERVAL '1 minute')",
                 "SELECT window.start, count(*) FROM t GROUP BY window(event_time, '1 minute'), k",
@@ -197,12 +239,14 @@ def test_lineage_of_fraud_prob_is_the_features_of_the_value(repo, runner_cmd):
     project = load_project(repo)
     manifest = compile_project(project, write=False)
     got = [str(c) for c in column_lineage(project, manifest, "fraud_alerts.fraud_prob")]
-    want = [f"kafka.transactions.value: {f}" for f in ["Amount"] + [f"V{i}" for i in range(1, 29)]]
-    assert got == want
+    features = manifest.features["names"]   # the model card's, or the schema's DOUBLE fields but Time
+    assert len(features) > 1 and "Time" not in features
+    want = sorted(f"kafka.transactions.value: {f}" for f in features)
+    assert sorted(got) == want and got[0] == "kafka.transactions.value: Amount"   # fields in natural order
     assert [str(c) for c in column_lineage(project, manifest, "fraud_alerts.kafka_offset")] == ["kafka.transactions.offset"]
     with pytest.raises(RunnerError):
         column_lineage(project, manifest, "fraud_alerts.no_such_column")
     out = subprocess.run([*runner_cmd, "--project", str(repo), "lineage", "fraud_alerts.fraud_prob"],
                          capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
-    assert all(f"value: V{i}\n" in out.stdout for i in range(1, 29)) and "value: Amount" in out.stdout
+    assert all(f"value: {f}\n" in out.stdout for f in features)
