@@ -9,10 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 from typing import Callable
 
@@ -23,6 +20,7 @@ from sqlglot.errors import ParseError, TokenError
 from runner.compile.dialect import FraudSpark
 from runner.compile import routes
 from runner.errors import RunnerError
+from runner.files import replace_folder, write_atomic
 from runner.compile.graph import find_cycle, select as select_models, topological_order
 from runner.compile import manifest as handoff
 from runner.compile.manifest import CompiledModel, Manifest, ModelConfig  # noqa: F401  (re-exported contract)
@@ -173,38 +171,12 @@ def _route_plan(project: Project, manifest: Manifest) -> dict | None:
     return json.loads(json.dumps(route_plan.to_dict()))
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_target(project: Project, manifest: Manifest) -> Path:
     """target/compiled/<model>.sql and target/manifest.json, each swapped in whole."""
     target = project.target_dir
-    target.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=target, prefix=f".{COMPILED}."))
-    try:
+    with replace_folder(target / COMPILED) as staging:
         for m in manifest.models:
             (staging / f"{m.name}.sql").write_text(m.sql + "\n")
         if manifest.routes:   # the route query, as Spark runs it
             (staging / f"{manifest.routes['query']}.sql").write_text(manifest.routes["sql"] + "\n")
-        final = target / COMPILED
-        old = target / f".{COMPILED}.old"
-        if old.exists():
-            shutil.rmtree(old)
-        if final.exists():
-            final.rename(old)
-        staging.rename(final)
-        shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    path = target / MANIFEST
-    _atomic_write(path, manifest.to_json() + "\n")
-    return path
+    return write_atomic(target / MANIFEST, manifest.to_json() + "\n")

@@ -109,10 +109,8 @@ def replace_text(p, text: str) -> None:
     """Write a small file so a reader sees the old content or the new one, never a part."""
     p = path(p)
     if isinstance(p, Path):
-        p.parent.mkdir(parents=True, exist_ok=True)
-        tmp = p.with_name(p.name + ".tmp")
-        tmp.write_text(text)
-        os.replace(tmp, p)
+        from runner.files import write_atomic
+        write_atomic(p, text)
     elif renames_atomically(p):
         tmp = p.with_name(p.name + ".tmp")
         tmp.write_text(text)

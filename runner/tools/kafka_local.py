@@ -183,10 +183,8 @@ def read_state(data_dir: str | Path) -> BrokerState | None:
 
 
 def _write_state(state: BrokerState) -> None:
-    f = Path(state.data_dir) / STATE_FILE
-    tmp = f.with_suffix(".tmp")
-    tmp.write_text(state.to_json())
-    tmp.replace(f)  # a reader never sees half a record
+    from runner.files import write_atomic
+    write_atomic(Path(state.data_dir) / STATE_FILE, state.to_json())  # a reader never sees half a record
 
 
 def _properties(node_dir: Path, node_id: int, port: int, voters: dict[int, int]) -> str:
