@@ -1,7 +1,8 @@
 """`runner docs`: the site opened from disk in a real headless Chromium shows every model of the
 manifest in the DAG and in its own section, the column types Spark found, the lineage of
 fraud_alerts.fraud_prob, the plan's verdicts, the vars and the model card; no request leaves
-the disk. A screenshot of the page is saved next to it and to target/docs/screenshot.png."""
+the disk. The site (of a copy of the shipped project with a freshly trained model) is written to
+this repo's target/docs/, with a screenshot of the page as target/docs/screenshot.png."""
 from __future__ import annotations
 
 import json
@@ -47,7 +48,7 @@ def site(spark, trained, tmp_path_factory):
     from runner.tools import docs
 
     project = load_project(project_copy(tmp_path_factory.mktemp("docs") / "project", trained))
-    result = docs.build(project, spark=spark)
+    result = docs.build(project, spark=spark, out_dir=REPO / "target" / "docs")
     manifest = compile_project(project, write=False)
     return project, manifest, result
 
@@ -65,7 +66,7 @@ def browser():
 
 def test_docs_site_in_headless_chromium(site, trained, browser):
     project, manifest, result = site
-    assert result.index == project.target_dir / "docs" / "index.html" and result.with_spark and result.card
+    assert result.index == REPO / "target" / "docs" / "index.html" and result.with_spark and result.card
 
     page = browser.new_page(viewport={"width": 1600, "height": 1000})
     requests, errors = [], []
@@ -128,8 +129,6 @@ def test_docs_site_in_headless_chromium(site, trained, browser):
     shot = result.index.with_name("screenshot.png")
     page.screenshot(path=str(shot), full_page=True)
     assert shot.stat().st_size > 50_000
-    (REPO / "target" / "docs").mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(shot, REPO / "target" / "docs" / "screenshot.png")
     page.close()
 
 
@@ -149,6 +148,15 @@ def test_docs_cli_without_spark(runner_cmd, trained, tmp_path):
     assert "<strong>0.8</strong>" in var_row and "--var" in var_row
     assert re.search(r'<tr class="current"[^>]*>\s*<td>0\.80</td>', html)
     assert (root / "target" / "docs" / "assets" / "dagre.min.js").is_file()
+
+    # the site replaces its folder whole, so a folder holding anything else is refused
+    mine = tmp_path / "my_notes"
+    mine.mkdir()
+    (mine / "todo.txt").write_text("keep me")
+    r = subprocess.run([*runner_cmd, "--project", str(root), "docs", "--no-spark", "--out", str(mine)],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 1 and "did not write" in r.stderr and "--out" in r.stderr, r.stderr
+    assert [f.name for f in mine.iterdir()] == ["todo.txt"]
 
     bare = project_copy(tmp_path / "untrained", None)
     r = subprocess.run([*runner_cmd, "--project", str(bare), "docs"], capture_output=True, text=True, timeout=300)

@@ -45,6 +45,7 @@ TEMPLATES = Path(__file__).with_name("docs_templates")
 ASSETS = "assets"
 DOCS_DIR = "docs"                 # under the project's target/ folder
 PR_CURVE_ASSET = "pr_curve.png"   # the card's PNG, copied so the site does not point into models/
+MARKER = ".runner-docs"           # in every site written, so a rerun knows the folder is its own to replace
 _SQL_STYLE = "friendly"
 
 
@@ -137,6 +138,7 @@ def build(project: Project, var_overrides: dict[str, str] | None = None, *, out_
     started = time.monotonic()
     step = on_step or (lambda _msg: None)
     out = Path(out_dir) if out_dir else project.target_dir / DOCS_DIR
+    _check_replaceable(out)   # before any work: the site replaces that folder whole
 
     step("compiling the models")
     manifest = compile_project(project, var_overrides, write=False)
@@ -336,8 +338,18 @@ def _environment() -> jinja2.Environment:
     return env
 
 
+def _check_replaceable(out: Path) -> None:
+    """The site replaces `out` whole: only a folder `runner docs` wrote (or an empty one) may go."""
+    if out.exists() and not out.is_dir():
+        raise RunnerError(f"{out} is a file, not a folder for the site", hint="give --out a folder")
+    if out.is_dir() and any(out.iterdir()) and not (out / MARKER).is_file():
+        raise RunnerError(f"{out} holds files `runner docs` did not write; it would replace the folder whole",
+                          hint="give --out a new or empty folder (default: target/docs)")
+
+
 def _write_site(out: Path, page: str, pr_curve: Path | None) -> None:
     """Build the site next to `out` and swap it in, so a failure leaves the previous site whole."""
+    _check_replaceable(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     tmp.chmod(0o755)   # mkdtemp makes it private; the site is for whoever may read target/
@@ -347,7 +359,9 @@ def _write_site(out: Path, page: str, pr_curve: Path | None) -> None:
         if pr_curve:
             shutil.copyfile(pr_curve, tmp / ASSETS / PR_CURVE_ASSET)
         (tmp / "index.html").write_text(page, encoding="utf-8")
+        (tmp / MARKER).write_text("written by `runner docs`; the next run replaces this folder whole\n")
         old = out.with_name(f".{out.name}.old")
+        shutil.rmtree(old, ignore_errors=True)   # a leftover of a run that was killed mid-swap
         if out.exists():
             os.replace(out, old)
         os.replace(tmp, out)
