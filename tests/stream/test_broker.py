@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 import socket
 import subprocess
 import time
@@ -302,3 +303,48 @@ def test_three_brokers_replicate_every_topic_and_a_killed_node_comes_back(runner
         assert not any(n.running for n in back.nodes)
     finally:
         kafka_local.stop(data)
+
+
+# ---------------------------------------------------------------- topics in project.yml
+
+@pytest.mark.parametrize("entry, message", [
+    ("{partitions: 2, replicas: 3}", "unknown key(s) replicas"),
+    ("{partitions: 0}", "partitions must be a whole number >= 1"),
+    ("{replication_factor: three}", "replication_factor must be a whole number >= 1"),
+    ("{configs: [min.insync.replicas]}", "configs must be a mapping"),
+    ("{configs: {Min_ISR: 2}}", "'Min_ISR' is not a Kafka topic config name"),
+    ("{replication_factor: 2, configs: {min.insync.replicas: 3}}", "min.insync.replicas 3 must be a whole number"),
+])
+def test_a_wrong_topic_entry_names_its_line(repo, tmp_path, entry, message):
+    from runner.compile.project import load_project
+
+    text = (repo / "project.yml").read_text().replace("  fraud_kpis:            {partitions: 1}",
+                                                      f"  fraud_kpis: {entry}")
+    (tmp_path / "project.yml").write_text(text)
+    line = next(i for i, s in enumerate(text.splitlines(), 1) if s.startswith("  fraud_kpis:"))
+    with pytest.raises(RunnerError, match=re.escape(message)) as err:
+        load_project(tmp_path)
+    assert str(err.value).startswith(f"{tmp_path / 'project.yml'}:{line}: topic 'fraud_kpis'")
+
+
+def test_topic_replication_and_configs_reach_kafka(broker, topic, tmp_path):
+    from runner.compile.project import TopicSpec, load_project
+    from runner.stream.kafka_clients import admin
+
+    yml = (tmp_path / "project.yml")
+    yml.write_text(f"topics:\n  {topic}: {{partitions: 2, replication_factor: 1, "
+                   f"configs: {{retention.ms: 3600000, cleanup.policy: delete}}}}\n"
+                   "targets: {local: {kafka: {bootstrap.servers: x}}}\n")
+    spec = load_project(tmp_path).topics[topic]
+    assert spec == TopicSpec(2, 1, {"retention.ms": "3600000", "cleanup.policy": "delete"})
+    assert ensure_topics({"bootstrap.servers": broker.bootstrap}, {topic: spec}) == [topic]
+    client = admin({"bootstrap.servers": broker.bootstrap})
+    try:
+        from kafka.admin import ConfigResource, ConfigResourceType
+        got = client.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topic)])["topic"][topic]
+        assert got["retention.ms"]["value"] == "3600000"
+        assert len(client.describe_topics([topic])[0]["partitions"]) == 2
+    finally:
+        client.close()
+    with pytest.raises(RunnerError, match=f"refused to create topic '{topic}_x'.*replication factor of 2"):
+        ensure_topics({"bootstrap.servers": broker.bootstrap}, {f"{topic}_x": TopicSpec(1, 2)})
