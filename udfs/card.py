@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 from runner.errors import RunnerError
 
@@ -16,6 +19,43 @@ PIPELINE_DIR = "pipeline"
 KINDS = ("lr", "gbt")
 NUMERIC_TYPES = {"DOUBLE", "FLOAT", "INT", "INTEGER", "BIGINT", "LONG", "SMALLINT", "SHORT",
                  "TINYINT", "BYTE", "REAL"}
+
+
+class LrParams(BaseModel):
+    """What fraud_prob's LR expression is built from (udfs/lr_sql.py)."""
+    scaler_mean: list[float]
+    scaler_std: list[float]
+    coefficients: list[float]
+    intercept: float
+
+
+class CardShape(BaseModel):
+    """The parts of a card fraud_prob and compile read; the rest (metrics, split, threshold
+    table) is for people and the report, so other keys are allowed."""
+    model_config = ConfigDict(extra="allow")
+    kind: Literal["lr", "gbt"]
+    features: list[str]
+    lr: LrParams | None = None
+
+    @model_validator(mode="after")
+    def _lr_has_its_parameters(self):
+        if self.kind == "lr" and self.lr is None:
+            raise ValueError("model card of kind lr lacks lr (scaler_mean, scaler_std, coefficients, intercept)")
+        return self
+
+
+def _card_problem(e: ValidationError, card: dict) -> str:
+    err = e.errors(include_url=False)[0]
+    loc = [str(x) for x in err["loc"]]
+    if loc[:1] == ["kind"]:
+        return f"model card has unknown kind {card.get('kind')!r}"
+    if loc[:1] == ["lr"] and err["type"] == "missing" and len(loc) == 2:
+        return f"model card lacks lr.{loc[1]}"
+    if err["type"] == "missing":
+        return f"model card lacks {'.'.join(loc)}"
+    if err["type"] == "value_error":
+        return str(err["ctx"]["error"])
+    return f"model card: {'.'.join(loc)}: {err['msg']}"
 
 
 def read_card(model_dir: str | Path) -> dict:
@@ -31,16 +71,15 @@ def read_card(model_dir: str | Path) -> dict:
         card = json.loads(file.read_text())
     except json.JSONDecodeError as e:
         raise RunnerError(f"model card is not valid JSON: {e.msg}", where=f"{file}:{e.lineno}", hint=hint) from None
-    kind = card.get("kind")
-    if kind not in KINDS:
-        raise RunnerError(f"model card has unknown kind {kind!r}", where=str(file),
-                          hint=f"fraud_prob can be built for kinds {', '.join(KINDS)}")
-    if kind == "lr":
-        lr = card.get("lr") or {}
-        for key in ("scaler_mean", "scaler_std", "coefficients", "intercept"):
-            if key not in lr:
-                raise RunnerError(f"model card lacks lr.{key}", where=str(file), hint=hint)
-    if kind == "gbt" and not (model_dir / PIPELINE_DIR).is_dir():
+    if not isinstance(card, dict):
+        raise RunnerError("model card is not a JSON object", where=str(file), hint=hint)
+    try:
+        shape = CardShape.model_validate(card)
+    except ValidationError as e:
+        unknown_kind = e.errors(include_url=False)[0]["loc"][:1] == ("kind",)
+        raise RunnerError(_card_problem(e, card), where=str(file),
+                          hint=f"fraud_prob can be built for kinds {', '.join(KINDS)}" if unknown_kind else hint) from None
+    if shape.kind == "gbt" and not (model_dir / PIPELINE_DIR).is_dir():
         raise RunnerError(f"no Spark pipeline at {model_dir / PIPELINE_DIR}", hint=hint)
     return card
 

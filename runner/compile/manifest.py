@@ -16,18 +16,12 @@ import json
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError, model_validator
 
 from runner.errors import RunnerError
 
-# Sink kinds as data: required keys, optional keys. Every sink may carry 'trigger'.
-SINK_KEYS: dict[str, tuple[set[str], set[str]]] = {
-    "kafka": ({"topic"}, {"key"}),
-    "parquet": ({"path"}, set()),
-    "console": (set(), set()),
-    "memory": ({"name"}, set()),
-}
-CONFIG_KEYS = {"sinks", "output_mode", "trigger", "watermark", "topic"}
 OUTPUT_MODES = ("append", "update", "complete")
 DURATION = re.compile(r"^\d+(\.\d+)? (second|minute|hour|day)s?$")
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -207,13 +201,6 @@ def compiled_for(project, var_overrides: dict[str, str] | None = None) -> Manife
     return manifest
 
 
-def _duration(value: Any, what: str, where: str) -> str:
-    text = str(value).strip()
-    if not DURATION.match(text):
-        raise RunnerError(f"{what} must be a duration like '1 second' or '2 minutes', got {value!r}", where=where)
-    return text
-
-
 REALTIME = "realtime"   # Spark's Real-time Mode: records flow through, batches only checkpoint
 _UNIT_SECONDS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
 
@@ -223,79 +210,160 @@ def duration_seconds(text: str) -> float:
     return float(number) * _UNIT_SECONDS[unit.rstrip("s")]
 
 
-def _trigger(value: Any, what: str, where: str) -> str:
-    if str(value).strip().lower() == REALTIME:
-        return REALTIME
-    return _duration(value, what, where)
+# --------------------------------------------------------------------------- a model's config
+# What `{{ config(...) }}` may say, declared as pydantic models: each key, its type, its default,
+# the sink kinds and the keys each takes. `parse_config` turns the first thing wrong into one
+# RunnerError at the config call's file:line, in the words below.
+
+def _duration_text(what: str):
+    def check(value: Any) -> str:
+        text = str(value).strip()
+        if not DURATION.match(text):
+            raise ValueError(f"{what} must be a duration like '1 second' or '2 minutes', got {value!r}")
+        return text
+    return check
 
 
-def _topic(value: Any, where: str) -> str:
-    if not _TOPIC.match(str(value)):
-        raise RunnerError(f"config topic {value!r} is not a valid Kafka topic name", where=where)
-    return str(value)
+def _trigger_text(what: str):
+    duration = _duration_text(what)
+
+    def check(value: Any) -> str:
+        return REALTIME if str(value).strip().lower() == REALTIME else duration(value)
+    return check
+
+
+def _matching(pattern: re.Pattern, message: str):
+    def check(value: str) -> str:
+        if not pattern.match(value):
+            raise ValueError(message.format(value=value))
+        return value
+    return check
+
+
+def _sink_path(path: str) -> str:
+    if (path.startswith("/") or "://" in path or ".." in Path(path).parts or not path.strip()
+            or not _SINK_PATH.match(path)):
+        raise ValueError(f"parquet sink path {path!r} must be a relative folder under the target's output root "
+                         "(letters, digits, '.', '_', '-', '/'; no '..')")
+    return path
+
+
+_SinkTrigger = Annotated[Any, AfterValidator(_trigger_text("a sink trigger"))]
+
+
+class _Declared(BaseModel):
+    # unknown keys are mistakes; numbers given for names are read as their text, as before
+    model_config = ConfigDict(extra="forbid", frozen=True, coerce_numbers_to_str=True)
+
+
+class _SinkSpec(_Declared):
+    trigger: Annotated[Any, AfterValidator(_trigger_text("a sink trigger"))] = None
+
+
+class KafkaSinkSpec(_SinkSpec):
+    kind: Literal["kafka"]
+    topic: Annotated[str, AfterValidator(_matching(_TOPIC, "kafka sink topic {value!r} is not a valid topic name"))]
+    key: Annotated[str, AfterValidator(_matching(_NAME, "kafka sink key must be a column name, got {value!r}"))] | None = None
+
+
+class _MicroBatchSinkSpec(_SinkSpec):
+    @model_validator(mode="after")
+    def _not_realtime(self):
+        if self.trigger == REALTIME:
+            raise ValueError(f"trigger 'realtime' (Spark's Real-time Mode) is for Kafka sinks; a {self.kind} sink "
+                             "runs in micro-batches")
+        return self
+
+
+class ParquetSinkSpec(_MicroBatchSinkSpec):
+    kind: Literal["parquet"]
+    path: Annotated[str, AfterValidator(_sink_path)]
+
+
+class ConsoleSinkSpec(_MicroBatchSinkSpec):
+    kind: Literal["console"]
+
+
+class MemorySinkSpec(_MicroBatchSinkSpec):
+    kind: Literal["memory"]
+    name: Annotated[str, AfterValidator(_matching(_NAME, "memory sink name must be an identifier, got {value!r}"))]
+
+
+SINK_SPECS: dict[str, type[_SinkSpec]] = {"kafka": KafkaSinkSpec, "parquet": ParquetSinkSpec,
+                                          "console": ConsoleSinkSpec, "memory": MemorySinkSpec}
+
+
+class WatermarkSpec(_Declared):
+    column: Annotated[str, AfterValidator(_matching(_NAME, "watermark column must be a column name, got {value!r}"))]
+    delay: Annotated[Any, AfterValidator(_duration_text("watermark delay"))]
+
+
+class ConfigSpec(_Declared):
+    sinks: list[Any] | tuple[Any, ...] = ()   # each checked against its kind's model in _sink
+    output_mode: Literal["append", "update", "complete"] = "append"
+    trigger: Annotated[Any, AfterValidator(_trigger_text("trigger"))] = None
+    watermark: WatermarkSpec | None = None
+    topic: Annotated[str, AfterValidator(_matching(_TOPIC, "config topic {value!r} is not a valid Kafka topic name"))] | None = None
+
+
+def _first_problem(e: ValidationError, model: type[BaseModel], noun: str, raw: dict) -> tuple[str, str | None]:
+    """One message (and hint) for the first thing wrong: unknown keys first, then missing ones,
+    then the first value a rule refused, in that rule's words."""
+    errors = e.errors(include_url=False)
+    top = [err for err in errors if len(err["loc"]) == 1]
+    unknown = sorted(str(err["loc"][0]) for err in top if err["type"] == "extra_forbidden")
+    if unknown:
+        return (f"unknown config key(s) {', '.join(unknown)}" if noun == "config"
+                else f"{noun} has unknown key(s) {', '.join(unknown)}"), \
+            f"{'config' if noun == 'config' else 'a ' + noun} takes {', '.join(sorted(model.model_fields))}"
+    missing = sorted(str(err["loc"][0]) for err in top if err["type"] == "missing")
+    if missing:
+        return f"{noun} needs {', '.join(missing)}", None
+    err = errors[0]
+    field = err["loc"][0] if err["loc"] else None
+    if field == "output_mode":
+        return f"unknown output_mode {raw.get('output_mode')!r}", f"use one of {', '.join(OUTPUT_MODES)}"
+    if field == "sinks":
+        return "config sinks must be a list of dicts", None
+    if field == "watermark" and (len(err["loc"]) == 1 or err["type"] in ("extra_forbidden", "missing")):
+        return "watermark must be {'column': ..., 'delay': ...}", None
+    if err["type"] == "value_error":
+        return str(err["ctx"]["error"]), None
+    return f"{'.'.join(str(x) for x in err['loc'])}: {err['msg']}", None
 
 
 def _sink(raw: Any, where: str) -> dict:
     if not isinstance(raw, dict) or "kind" not in raw:
         raise RunnerError(f"each sink is a dict with a 'kind', got {raw!r}", where=where,
-                          hint=f"kinds: {', '.join(SINK_KEYS)}")
+                          hint=f"kinds: {', '.join(SINK_SPECS)}")
     kind = raw["kind"]
-    if kind not in SINK_KEYS:
-        raise RunnerError(f"unknown sink kind '{kind}'", where=where, hint=f"use one of {', '.join(SINK_KEYS)}")
-    required, optional = SINK_KEYS[kind]
-    allowed = {"kind", "trigger"} | required | optional
-    unknown = sorted(set(raw) - allowed)
-    if unknown:
-        raise RunnerError(f"{kind} sink has unknown key(s) {', '.join(unknown)}", where=where,
-                          hint=f"a {kind} sink takes {', '.join(sorted(allowed))}")
-    missing = sorted(required - set(raw))
-    if missing:
-        raise RunnerError(f"{kind} sink needs {', '.join(missing)}", where=where)
+    model = SINK_SPECS.get(kind) if isinstance(kind, str) else None
+    if model is None:
+        raise RunnerError(f"unknown sink kind '{kind}'", where=where, hint=f"use one of {', '.join(SINK_SPECS)}")
+    try:
+        checked = model.model_validate(raw)
+    except ValidationError as e:
+        message, hint = _first_problem(e, model, f"{kind} sink", raw)
+        raise RunnerError(message, where=where, hint=hint) from None
+    # the sink as written (its keys in the user's order, values as text), trigger normalized
     sink = {k: str(v) for k, v in raw.items()}
-    if kind == "kafka" and not _TOPIC.match(sink["topic"]):
-        raise RunnerError(f"kafka sink topic {sink['topic']!r} is not a valid topic name", where=where)
-    if "key" in sink and not _NAME.match(sink["key"]):
-        raise RunnerError(f"kafka sink key must be a column name, got {sink['key']!r}", where=where)
-    if kind == "memory" and not _NAME.match(sink["name"]):
-        raise RunnerError(f"memory sink name must be an identifier, got {sink['name']!r}", where=where)
-    if kind == "parquet":
-        path = sink["path"]
-        if (path.startswith("/") or "://" in path or ".." in Path(path).parts or not path.strip()
-                or not _SINK_PATH.match(path)):
-            raise RunnerError(f"parquet sink path {path!r} must be a relative folder under the target's output root "
-                               "(letters, digits, '.', '_', '-', '/'; no '..')", where=where)
     if "trigger" in sink:
-        sink["trigger"] = _trigger(sink["trigger"], "a sink trigger", where)
-        if sink["trigger"] == REALTIME and kind != "kafka":
-            raise RunnerError(f"trigger 'realtime' (Spark's Real-time Mode) is for Kafka sinks; a {kind} sink "
-                              "runs in micro-batches", where=where)
+        sink["trigger"] = checked.trigger
     return sink
 
 
 def parse_config(raw: dict[str, Any], where: str) -> ModelConfig:
     """Check what one `config(...)` call asked for; errors name the call's file:line."""
-    unknown = sorted(set(raw) - CONFIG_KEYS)
-    if unknown:
-        raise RunnerError(f"unknown config key(s) {', '.join(unknown)}", where=where,
-                          hint=f"config takes {', '.join(sorted(CONFIG_KEYS))}")
-    sinks_raw = raw.get("sinks") or []
-    if not isinstance(sinks_raw, (list, tuple)):
-        raise RunnerError("config sinks must be a list of dicts", where=where)
-    mode = raw.get("output_mode", "append")
-    if mode not in OUTPUT_MODES:
-        raise RunnerError(f"unknown output_mode {mode!r}", where=where, hint=f"use one of {', '.join(OUTPUT_MODES)}")
-    trigger = raw.get("trigger")
-    wm = raw.get("watermark")
-    if wm is not None:
-        if not isinstance(wm, dict) or set(wm) != {"column", "delay"}:
-            raise RunnerError("watermark must be {'column': ..., 'delay': ...}", where=where)
-        if not _NAME.match(str(wm["column"])):
-            raise RunnerError(f"watermark column must be a column name, got {wm['column']!r}", where=where)
-        wm = {"column": str(wm["column"]), "delay": _duration(wm["delay"], "watermark delay", where)}
+    try:
+        checked = ConfigSpec.model_validate({k: v for k, v in raw.items() if not (k == "sinks" and v is None)})
+    except ValidationError as e:
+        message, hint = _first_problem(e, ConfigSpec, "config", raw)
+        raise RunnerError(message, where=where, hint=hint) from None
+    wm = checked.watermark
     return ModelConfig(
-        sinks=[_sink(s, where) for s in sinks_raw],
-        output_mode=mode,
-        trigger=None if trigger is None else _trigger(trigger, "trigger", where),
-        watermark=wm,
-        topic=None if raw.get("topic") is None else _topic(raw["topic"], where),
+        sinks=[_sink(s, where) for s in checked.sinks],
+        output_mode=checked.output_mode,
+        trigger=checked.trigger,
+        watermark=None if wm is None else {"column": wm.column, "delay": wm.delay},
+        topic=checked.topic,
     )

@@ -22,13 +22,12 @@ import jinja2
 
 from runner.errors import RunnerError
 from runner.compile.features import ModelFeatures, model_features
-from runner.compile.manifest import ModelConfig, parse_config, source_view  # noqa: F401  (source_view re-exported)
+from runner.compile.manifest import DURATION, ModelConfig, parse_config, source_view  # noqa: F401  (source_view re-exported)
 from runner.compile.project import FIELD_NAME, FIELD_TYPE, Project
 
 MACRO_DIR = "macros"
 _DOUBLE = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
 _INT = re.compile(r"^[+-]?\d+$")
-_INTERVAL = re.compile(r"^\d+(\.\d+)? (second|minute|hour|day)s?$")
 _TRUE, _FALSE = {"true"}, {"false"}
 
 
@@ -75,7 +74,7 @@ def _int(v: Any) -> tuple[str, int]:
 
 def _interval(v: Any) -> tuple[str, str]:
     text = str(v).strip() if isinstance(v, str) else ""
-    if not _INTERVAL.match(text):
+    if not DURATION.match(text):
         raise ValueError("a duration like '2 minutes' (a number, a space, second/minute/hour/day)")
     return f"INTERVAL '{text}'", text
 
