@@ -20,9 +20,7 @@ The layout of the DAG is dagre's (vendored, see docs_templates/README.md), run i
 from __future__ import annotations
 
 import datetime as dt
-import os
 import shutil
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +38,7 @@ from runner.compile.manifest import Manifest
 from runner.compile.project import Project
 from runner.compile.manifest import source_view
 from runner.errors import RunnerError
+from runner.files import replace_folder
 
 TEMPLATES = Path(__file__).with_name("docs_templates")
 ASSETS = "assets"
@@ -348,24 +347,12 @@ def _check_replaceable(out: Path) -> None:
 
 
 def _write_site(out: Path, page: str, pr_curve: Path | None) -> None:
-    """Build the site next to `out` and swap it in, so a failure leaves the previous site whole."""
+    """Build the site beside `out` and swap it in, so a failure leaves the previous site whole."""
     _check_replaceable(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    tmp.chmod(0o755)   # mkdtemp makes it private; the site is for whoever may read target/
-    try:
+    with replace_folder(out) as tmp:
         shutil.copytree(TEMPLATES / ASSETS, tmp / ASSETS)
         (tmp / ASSETS / "pygments.css").write_text(HtmlFormatter(style=_SQL_STYLE).get_style_defs(".sql"))
         if pr_curve:
             shutil.copyfile(pr_curve, tmp / ASSETS / PR_CURVE_ASSET)
         (tmp / "index.html").write_text(page, encoding="utf-8")
         (tmp / MARKER).write_text("written by `runner docs`; the next run replaces this folder whole\n")
-        old = out.with_name(f".{out.name}.old")
-        shutil.rmtree(old, ignore_errors=True)   # a leftover of a run that was killed mid-swap
-        if out.exists():
-            os.replace(out, old)
-        os.replace(tmp, out)
-        shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
