@@ -20,12 +20,13 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError, model_validator
 
+from runner.compile.project import FIELD_NAME, TOPIC_NAME
 from runner.errors import RunnerError
 
 OUTPUT_MODES = ("append", "update", "complete")
 DURATION = re.compile(r"^\d+(\.\d+)? (second|minute|hour|day)s?$")
-_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_TOPIC = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
+_NAME = FIELD_NAME    # a column name: the rule project.yml's schema fields follow
+_TOPIC = TOPIC_NAME   # Kafka's rule for topic names, one place
 _SINK_PATH = re.compile(r"^[A-Za-z0-9._/-]+$")   # no quotes, spaces, ';' or control characters
 
 

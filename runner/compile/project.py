@@ -1,6 +1,8 @@
 """Read project.yml into a Project: vars, topics, sources, model, paths and the target.
 
-Pure: reads one YAML file, touches neither Spark nor Kafka.
+Pure: reads one YAML file, touches neither Spark nor Kafka. What project.yml may say is declared
+as pydantic models (ProjectFile and its sections, below); the first thing wrong becomes one
+RunnerError naming project.yml and the line of the entry.
 """
 from __future__ import annotations
 
@@ -8,9 +10,10 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import yaml
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from runner.errors import RunnerError
 
@@ -54,7 +57,6 @@ class TopicSpec:
     configs: dict[str, str] = field(default_factory=dict)  # topic configs, e.g. min.insync.replicas
 
 
-TOPIC_KEYS = ("partitions", "replication_factor", "configs")
 _TOPIC_CONFIG = re.compile(r"^[a-z][a-z0-9.]*$")  # Kafka's topic config names: message.timestamp.type
 
 
@@ -121,110 +123,260 @@ def resolve_env(value: str, key: str = "") -> str:
     return _ENV_REF.sub(sub, value)
 
 
-def check_topic(name: Any, where: str) -> str:
-    name = str(name)
-    if not TOPIC_NAME.match(name) or name in (".", ".."):
-        raise RunnerError(f"{where}: {name!r} is not a valid Kafka topic name", where=PROJECT_FILE,
-                          hint="topic names use only letters, digits, '.', '_' and '-' (at most 249)")
-    return name
+# --------------------------------------------------------------------------- project.yml, declared
+# The shape of project.yml as pydantic models: each section, its keys, their types and defaults,
+# and the rule each value follows. A rule says what is wrong, and what to do, by raising Refused;
+# `load_project` turns the first problem into one RunnerError naming project.yml and the line of
+# the entry (from pydantic's location of the error). Every target is checked, not only the one
+# in use, so a broken target is found before the day it is needed.
+
+class Refused(ValueError):
+    """A rule's verdict: what is wrong, and what to do (the RunnerError's hint)."""
+
+    def __init__(self, message: str, hint: str | None = None):
+        super().__init__(message)
+        self.hint = hint
 
 
-def check_path(value: Any, where: str) -> str:
-    """A path from project.yml: no quotes, semicolons or control characters."""
-    text = str(value)
-    if not text.strip() or _PATH_BAD.search(text):
-        raise RunnerError(f"{where}: {text!r} is not an acceptable path (empty, or has quotes, ';' "
-                          "or control characters)", where=PROJECT_FILE,
-                          hint="use plain folder names: letters, digits, '.', '_', '-' and '/'")
-    return text
-
-
-def _yaml_line(file: Path, *keys: str) -> str:
-    """file:line of the mapping key at keys (e.g. topics, <name>) for error messages; the file
-    alone when it can not be found. Only called on errors, so the second parse costs nothing."""
-    try:
-        node = yaml.compose(file.read_text())
-        line = None
-        for key in keys:
-            node, line = next((v, k.start_mark.line + 1) for k, v in node.value if str(k.value) == key)
-        return f"{file}:{line}"
-    except Exception:  # noqa: BLE001 -- a message without a line number is still a message
-        return str(file)
-
-
-def _positive_int(value: Any) -> bool:
+def _is_whole(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 1
 
 
-def topic_spec(name: Any, spec: Any, file: Path) -> TopicSpec:
-    """topics.<name> from project.yml: partitions, replication_factor and configs, each checked."""
-    where = _yaml_line(file, "topics", str(name))
-    example = "{partitions: 2, replication_factor: 3, configs: {min.insync.replicas: 2}}"
-    if spec is None:
-        return TopicSpec()
-    if not isinstance(spec, dict):
-        raise RunnerError(f"topic '{name}' needs a mapping like {example}, got {spec!r}", where=where)
-    unknown = sorted(str(k) for k in spec if k not in TOPIC_KEYS)
-    if unknown:
-        raise RunnerError(f"topic '{name}' has unknown key(s) {', '.join(unknown)}", where=where,
-                          hint=f"a topic takes {', '.join(TOPIC_KEYS)}, e.g. {example}")
-    partitions = spec.get("partitions", 1)
-    if not _positive_int(partitions):
-        raise RunnerError(f"topic '{name}': partitions must be a whole number >= 1, got {partitions!r}",
-                          where=where)
-    replication = spec.get("replication_factor")
-    if replication is not None and not _positive_int(replication):
-        raise RunnerError(f"topic '{name}': replication_factor must be a whole number >= 1, got {replication!r}",
-                          where=where, hint="leave it out to use the cluster's default.replication.factor")
-    configs = spec.get("configs") or {}
-    if not isinstance(configs, dict):
-        raise RunnerError(f"topic '{name}': configs must be a mapping of Kafka topic configs, got {configs!r}",
-                          where=where, hint="e.g. configs: {min.insync.replicas: 2, retention.ms: 604800000}")
-    for key, value in configs.items():
-        if not _TOPIC_CONFIG.match(str(key)):
-            raise RunnerError(f"topic '{name}': {key!r} is not a Kafka topic config name", where=where,
-                              hint="topic configs are lower-case words joined by dots, e.g. min.insync.replicas")
-        if isinstance(value, (dict, list)) or value is None:
-            raise RunnerError(f"topic '{name}': configs.{key} must be a single value, got {value!r}", where=where)
-    if replication is not None and "min.insync.replicas" in configs:
-        min_isr = configs["min.insync.replicas"]
-        if not _positive_int(min_isr) or min_isr > replication:
-            raise RunnerError(f"topic '{name}': min.insync.replicas {min_isr!r} must be a whole number between 1 "
-                              f"and its replication_factor ({replication})", where=where,
-                              hint="else every acks=all write to it fails (NotEnoughReplicas)")
-    return TopicSpec(partitions=partitions, replication_factor=replication,
-                     configs={str(k): (str(v).lower() if isinstance(v, bool) else str(v)) for k, v in configs.items()})
+def _topic_name(value: Any) -> str:
+    name = str(value)
+    if not TOPIC_NAME.match(name) or name in (".", ".."):
+        raise Refused(f"{name!r} is not a valid Kafka topic name",
+                      "topic names use only letters, digits, '.', '_' and '-' (at most 249)")
+    return name
+
+
+def _plain_path(value: Any) -> str:
+    text = str(value)
+    if not text.strip() or _PATH_BAD.search(text):
+        raise Refused(f"{text!r} is not an acceptable path (empty, or has quotes, ';' or control characters)",
+                      "use plain folder names: letters, digits, '.', '_', '-' and '/'")
+    return text
 
 
 _ROOT_URI = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://([^/]*)(/.*)?$")
 
 
-def check_root(value: Any, where: str) -> str:
+def _root(value: Any) -> str:
     """checkpoint_root / output_root: a plain path, a file: URI, or a Hadoop filesystem URI with
     its host or bucket and a folder (hdfs://namenode:8020/fraud/checkpoints, s3a://bucket/fraud/out).
     Spark writes to any Hadoop filesystem and the runner reads through the same client
     (runner/stream/storage.py)."""
-    text = check_path(value, where)
+    text = _plain_path(value)
     m = _ROOT_URI.match(text)
     if not m or m.group(1).lower() == "file":
         return text
     scheme, authority, folder = m.group(1).lower(), m.group(2), (m.group(3) or "").strip("/")
     if not authority:
-        raise RunnerError(f"{where}: {text!r} names no host or bucket", where=PROJECT_FILE,
-                          hint=f"write {scheme}://<namenode:port or bucket>/<folder>, e.g. "
-                               "hdfs://namenode:8020/fraud/checkpoints or s3a://my-bucket/fraud/checkpoints")
+        raise Refused(f"{text!r} names no host or bucket",
+                      f"write {scheme}://<namenode:port or bucket>/<folder>, e.g. "
+                      "hdfs://namenode:8020/fraud/checkpoints or s3a://my-bucket/fraud/checkpoints")
     if not folder:
-        raise RunnerError(f"{where}: {text!r} names no folder", where=PROJECT_FILE,
-                          hint=f"use a folder under it, e.g. {scheme}://{authority}/fraud/checkpoints "
-                               "(reset archives beside the root, in <root>_archive)")
+        raise Refused(f"{text!r} names no folder", f"use a folder under it, e.g. {scheme}://{authority}/fraud/"
+                      "checkpoints (reset archives beside the root, in <root>_archive)")
     return text
 
 
-def _need(d: dict, key: str, where: str) -> Any:
-    if not isinstance(d, dict) or key not in d:
-        raise RunnerError(f"missing '{key}' in {where}", where=PROJECT_FILE,
-                          hint=f"add '{key}:' to {where} (see the shipped project.yml)")
-    return d[key]
+def _identifier(what: str):
+    def check(value: Any) -> str:
+        if not FIELD_NAME.match(str(value)):
+            raise ValueError(f"{what} {value!r} must be an identifier")
+        return str(value)
+    return check
+
+
+def _field_type(value: Any) -> str:
+    text = str(value).strip()
+    if not FIELD_TYPE.match(text):
+        raise Refused(f"unsupported type {value!r}",
+                      "use STRING, DOUBLE, INT, BIGINT, BOOLEAN, TIMESTAMP, DATE or DECIMAL(p,s)")
+    return text
+
+
+def _text(value: Any) -> str:
+    return str(value)
+
+
+TopicName = Annotated[Any, AfterValidator(_topic_name)]
+Text = Annotated[Any, AfterValidator(_text)]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="allow")   # comments-as-keys and later additions stay readable
+
+
+class VarDecl(_Section):
+    type: Literal[VAR_TYPES]   # noqa: F821  (a tuple of literals)
+    value: Any
+
+
+class TopicDecl(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+    partitions: Any = 1
+    replication_factor: Any = None
+    configs: Any = None
+
+    @field_validator("partitions")
+    @classmethod
+    def _partitions(cls, v: Any) -> int:
+        if not _is_whole(v):
+            raise ValueError(f"partitions must be a whole number >= 1, got {v!r}")
+        return v
+
+    @field_validator("replication_factor")
+    @classmethod
+    def _replication(cls, v: Any) -> int | None:
+        if v is not None and not _is_whole(v):
+            raise Refused(f"replication_factor must be a whole number >= 1, got {v!r}",
+                          "leave it out to use the cluster's default.replication.factor")
+        return v
+
+    @field_validator("configs")
+    @classmethod
+    def _configs(cls, v: Any) -> dict:
+        v = v or {}
+        if not isinstance(v, dict):
+            raise Refused(f"configs must be a mapping of Kafka topic configs, got {v!r}",
+                          "e.g. configs: {min.insync.replicas: 2, retention.ms: 604800000}")
+        for key, value in v.items():
+            if not _TOPIC_CONFIG.match(str(key)):
+                raise Refused(f"{key!r} is not a Kafka topic config name",
+                              "topic configs are lower-case words joined by dots, e.g. min.insync.replicas")
+            if isinstance(value, (dict, list)) or value is None:
+                raise ValueError(f"configs.{key} must be a single value, got {value!r}")
+        return v
+
+    @model_validator(mode="after")
+    def _min_isr_fits(self):
+        if self.replication_factor is not None and "min.insync.replicas" in self.configs:
+            min_isr = self.configs["min.insync.replicas"]
+            if not _is_whole(min_isr) or min_isr > self.replication_factor:
+                raise Refused(f"min.insync.replicas {min_isr!r} must be a whole number between 1 and its "
+                              f"replication_factor ({self.replication_factor})",
+                              "else every acks=all write to it fails (NotEnoughReplicas)")
+        return self
+
+    def spec(self) -> TopicSpec:
+        return TopicSpec(partitions=self.partitions, replication_factor=self.replication_factor,
+                         configs={str(k): (str(v).lower() if isinstance(v, bool) else str(v))
+                                  for k, v in self.configs.items()})
+
+
+class SourceDecl(_Section):
+    topic: TopicName
+    options: dict[Text, Text] = {}
+    schema_: dict[Annotated[Any, AfterValidator(_identifier("field name"))],
+                  Annotated[Any, AfterValidator(_field_type)]] = Field(alias="schema")
+
+
+class SourcesDecl(_Section):
+    kafka: dict[Annotated[Any, AfterValidator(_identifier("source name"))], SourceDecl] | None = None
+
+
+class TargetDecl(_Section):
+    master: Text = "local[*]"
+    output_root: Annotated[Any, AfterValidator(_root)] = "output"
+    checkpoint_root: Annotated[Any, AfterValidator(_root)] = "checkpoints"
+    kafka: dict[Text, Text]
+    spark_conf: dict[Text, Text] | None = None
+    kafka_wait_s: Any = DEFAULT_KAFKA_WAIT_S
+
+    @field_validator("kafka_wait_s")
+    @classmethod
+    def _wait(cls, v: Any) -> float:
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v <= 3600:
+            raise ValueError(f"kafka_wait_s must be a number of seconds (0, 3600], got {v!r}")
+        return float(v)
+
+    @field_validator("kafka")
+    @classmethod
+    def _bootstrap(cls, v: dict) -> dict:
+        if "bootstrap.servers" not in v:
+            raise Refused("missing 'bootstrap.servers'", "add 'bootstrap.servers:' to the target's kafka "
+                                                         "(see the shipped project.yml)")
+        return v
+
+
+class ProjectFile(_Section):
+    name: Text | None = None
+    vars: dict[Text, VarDecl] | None = None
+    topics: dict[TopicName, TopicDecl | None] | None = None
+    sources: SourcesDecl | None = None
+    model: Annotated[Any, AfterValidator(_plain_path)] = "models/fraud_lr"
+    paths: dict[Text, Annotated[Any, AfterValidator(_plain_path)]] | None = None
+    default_target: Text | None = None
+    targets: dict[Text, TargetDecl] | None = None
+
+
+def _yaml_line(file: Path, *keys: Any) -> str:
+    """file:line of the deepest mapping key of `keys` found (e.g. topics, <name>), for error
+    messages; the file alone when none is. Only called on errors, so the second parse costs nothing."""
+    try:
+        node, line = yaml.compose(file.read_text()), None
+        for key in keys:
+            if not isinstance(node, yaml.MappingNode):
+                break
+            found = next(((v, k.start_mark.line + 1) for k, v in node.value if str(k.value) == str(key)), None)
+            if found is None:
+                break
+            node, line = found
+        return f"{file}:{line}" if line else str(file)
+    except Exception:  # noqa: BLE001 -- a message without a line number is still a message
+        return str(file)
+
+
+# How an error's place reads in the message, by section: topics.<name> -> "topic '<name>'".
+def _subject(loc: tuple) -> tuple[str, int]:
+    """The words naming where the problem is, and how many loc parts they stand for."""
+    if loc[:1] == ("topics",) and len(loc) >= 2:
+        return f"topic '{loc[1]}'", 2
+    if loc[:1] == ("vars",) and len(loc) >= 2:
+        return f"var '{loc[1]}'", 2
+    return ".".join(str(x) for x in loc), len(loc)
+
+
+_KEY = "[key]"   # pydantic's loc part for a dict key that failed its rule
+
+
+def _problem(e: ValidationError, raw: dict, file: Path) -> RunnerError:
+    err = e.errors(include_url=False)[0]
+    loc = tuple(x for x in err["loc"] if x != _KEY and not str(x).startswith("function-"))
+    is_key = _KEY in err["loc"]
+    subject, used = _subject(loc)
+    where = _yaml_line(file, *loc[:used] if loc[:1] == ("topics",) else loc)
+    kind = err["type"]
+    if kind == "value_error":
+        refusal = err["ctx"]["error"]
+        what, hint = str(refusal), getattr(refusal, "hint", None)
+        if is_key:   # a mapping key broke its rule: name the mapping, not the key twice
+            parent = ".".join(str(x) for x in loc[:-1]) or loc[-1]
+            return RunnerError(f"{parent}: {what}", where=where, hint=hint)
+        if loc and used == len(loc) and what.startswith(f"{loc[-1]} "):   # the rule names its key itself
+            return RunnerError(f"{'.'.join(str(x) for x in loc[:-1])}.{what}", where=where, hint=hint)
+        return RunnerError(f"{subject}: {what}" if subject else what, where=where, hint=hint)
+    if kind in ("model_type", "model_attributes_type", "dict_type") and len(loc) == 2 and loc[0] in ("vars", "topics"):
+        return RunnerError(f"{subject} needs a mapping like "
+                           + ("{type: double, value: 0.9}" if loc[0] == "vars" else
+                              "{partitions: 2, replication_factor: 3, configs: {min.insync.replicas: 2}}")
+                           + f", got {err['input']!r}", where=where)
+    if kind == "extra_forbidden":
+        return RunnerError(f"{_subject(loc[:-1])[0]} has unknown key(s) {loc[-1]}", where=where,
+                           hint="a topic takes partitions, replication_factor, configs, e.g. "
+                                "{partitions: 2, replication_factor: 3, configs: {min.insync.replicas: 2}}")
+    if kind == "missing":
+        parent = ".".join(str(x) for x in loc[:-1]) or "project.yml"
+        if loc[:1] == ("vars",):
+            return RunnerError(f"{subject} needs a type and a value, e.g. {{type: double, value: 0.9}}", where=where)
+        return RunnerError(f"missing '{loc[-1]}' in {parent}", where=where,
+                           hint=f"add '{loc[-1]}:' to {parent} (see the shipped project.yml)")
+    if kind == "literal_error" and loc[:1] == ("vars",):
+        return RunnerError(f"{subject} has unknown type {err['input']!r}", where=where,
+                           hint=f"use one of {', '.join(VAR_TYPES)}")
+    return RunnerError(f"{subject}: {err['msg'].lower()}, got {err['input']!r}", where=where)
 
 
 def load_project(root: str | Path = ".", *, target: str | None = None, master: str | None = None) -> Project:
@@ -238,70 +390,34 @@ def load_project(root: str | Path = ".", *, target: str | None = None, master: s
         mark = getattr(e, "problem_mark", None)
         where = f"{file}:{mark.line + 1}" if mark else str(file)
         raise RunnerError(f"not valid YAML: {getattr(e, 'problem', e)}", where=where) from None
+    if not isinstance(raw, dict):
+        raise RunnerError("project.yml must be a mapping of sections (vars, topics, sources, targets, ...)",
+                          where=str(file))
+    try:
+        decl = ProjectFile.model_validate(raw)
+    except ValidationError as e:
+        raise _problem(e, raw, file) from None
 
-    vars_: dict[str, VarSpec] = {}
-    for name, spec in (raw.get("vars") or {}).items():
-        if not isinstance(spec, dict) or "type" not in spec or "value" not in spec:
-            raise RunnerError(f"var '{name}' needs a type and a value, e.g. {{type: double, value: 0.9}}", where=str(file))
-        if spec["type"] not in VAR_TYPES:
-            raise RunnerError(f"var '{name}' has unknown type '{spec['type']}'", where=str(file),
-                              hint=f"use one of {', '.join(VAR_TYPES)}")
-        vars_[name] = VarSpec(name, spec["type"], spec["value"])
-
-    topics = {check_topic(t, "topics"): topic_spec(t, spec, file) for t, spec in (raw.get("topics") or {}).items()}
-
-    sources: dict[str, KafkaSource] = {}
-    for name, spec in ((raw.get("sources") or {}).get("kafka") or {}).items():
-        where = f"sources.kafka.{name}"
-        if not FIELD_NAME.match(str(name)):
-            raise RunnerError(f"source name {name!r} must be an identifier", where=PROJECT_FILE)
-        schema = {str(k): str(v).strip() for k, v in (_need(spec, "schema", where) or {}).items()}
-        for k, v in schema.items():
-            if not FIELD_NAME.match(k):
-                raise RunnerError(f"{where}.schema: field name {k!r} must be an identifier", where=PROJECT_FILE)
-            if not FIELD_TYPE.match(v):
-                raise RunnerError(f"{where}.schema.{k}: unsupported type {v!r}", where=PROJECT_FILE,
-                                  hint="use STRING, DOUBLE, INT, BIGINT, BOOLEAN, TIMESTAMP, DATE or DECIMAL(p,s)")
-        sources[name] = KafkaSource(
-            name=name,
-            topic=check_topic(_need(spec, "topic", where), f"{where}.topic"),
-            options={k: str(v) for k, v in (spec.get("options") or {}).items()},
-            schema=schema,
-        )
-
-    targets = raw.get("targets") or {}
-    tname = target or raw.get("default_target") or "local"
+    targets = decl.targets or {}
+    tname = target or decl.default_target or "local"
     if tname not in targets:
-        raise RunnerError(f"unknown target '{tname}'", where=str(file),
+        raise RunnerError(f"unknown target '{tname}'", where=_yaml_line(file, "targets"),
                           hint=f"targets defined: {', '.join(targets) or 'none'}")
     t = targets[tname]
-    wait = t.get("kafka_wait_s", DEFAULT_KAFKA_WAIT_S)
-    if isinstance(wait, bool) or not isinstance(wait, (int, float)) or not 0 < wait <= 3600:
-        raise RunnerError(f"targets.{tname}.kafka_wait_s must be a number of seconds (0, 3600], got {wait!r}",
-                          where=str(file))
-    tgt = Target(
-        name=tname,
-        master=master or str(t.get("master", "local[*]")),
-        output_root=check_root(t.get("output_root", "output"), f"targets.{tname}.output_root"),
-        checkpoint_root=check_root(t.get("checkpoint_root", "checkpoints"), f"targets.{tname}.checkpoint_root"),
-        kafka={str(k): str(v) for k, v in _need(t, "kafka", f"targets.{tname}").items()},
-        spark_conf={str(k): str(v) for k, v in (t.get("spark_conf") or {}).items()},
-        kafka_wait_s=float(wait),
-    )
-    _need(tgt.kafka, "bootstrap.servers", f"targets.{tname}.kafka")
-
-    paths = {k: check_path(v, f"paths.{k}") for k, v in (raw.get("paths") or {}).items()}
-    check_path(raw.get("model", "models/fraud_lr"), "model")
+    paths = decl.paths or {}
     return Project(
         root=root,
-        name=str(raw.get("name", root.name)),
-        vars=vars_,
-        topics=topics,
-        sources=sources,
-        model_path=root / str(raw.get("model", "models/fraud_lr")),
+        name=str(decl.name or root.name),
+        vars={name: VarSpec(name, spec.type, spec.value) for name, spec in (decl.vars or {}).items()},
+        topics={name: (spec or TopicDecl()).spec() for name, spec in (decl.topics or {}).items()},
+        sources={name: KafkaSource(name=name, topic=s.topic, options=dict(s.options), schema=dict(s.schema_))
+                 for name, s in ((decl.sources.kafka if decl.sources else None) or {}).items()},
+        model_path=root / decl.model,
         sql_dir=root / str(paths.get("sql", "sql")),
         target_dir=root / str(paths.get("target", "target")),
         runtime_dir=root / str(paths.get("runtime", ".runtime")),
-        target=tgt,
+        target=Target(name=tname, master=master or t.master, output_root=t.output_root,
+                      checkpoint_root=t.checkpoint_root, kafka=dict(t.kafka), spark_conf=dict(t.spark_conf or {}),
+                      kafka_wait_s=t.kafka_wait_s),
         targets=tuple(targets),
     )
