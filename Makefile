@@ -45,6 +45,8 @@ test: setup
 clean:
 	rm -rf target output checkpoints checkpoints_archive .runtime
 
-# Not part of `make test`: ~15-25 minutes on 2 cores. Writes bench/results.md.
+# Not part of `make test`: about 20-25 minutes on an idle 2-core machine. Writes bench/results.md
+# and bench/latency.png, and prints the README's block. A short check of the harness:
+# make bench BENCH_ARGS="--rows 20000 --rounds 1 --rates 1000,2000 --max-rate 0 --step-s 20"
 bench: setup
 	$(BIN)/python bench/bench.py $(BENCH_ARGS)

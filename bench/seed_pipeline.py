@@ -60,3 +60,64 @@ def start(spark, *, bootstrap: str, topic: str, model_path: str, out_dir: str, c
              .option("checkpointLocation", f"{ckpt_dir}/kpi_console").outputMode("update")
              .trigger(**trigger).start())
     return [q_kafka, q_parquet, q_kpi]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the seed's three queries over a topic's backlog in a process of its own (the benchmark
+    starts it like the notebook's user would run it), then print one `BENCH_RESULT {json}` line."""
+    import argparse
+    import json
+    import sys
+    import time
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from pyspark.sql import SparkSession
+
+    from runner.stream.session import check_versions
+
+    ap = argparse.ArgumentParser(description=main.__doc__)
+    ap.add_argument("--bootstrap", required=True)
+    ap.add_argument("--topic", required=True)
+    ap.add_argument("--model", required=True, help="the trained model's folder (its pipeline/ is loaded)")
+    ap.add_argument("--work", required=True, help="folder for the Parquet alerts and the checkpoints")
+    ap.add_argument("--alerts-topic", default="seed_alerts")
+    ap.add_argument("--master", default="local[4]", help="the same task slots as the pipeline it is compared with")
+    args = ap.parse_args(argv)
+
+    # The notebook's session: its shuffle partitions, Spark's defaults otherwise; the Kafka
+    # connector from jvm/lib instead of spark.jars.packages (nothing is downloaded at run time).
+    # Its Python UDF runs in workers of this interpreter (the notebook's kernel had one Python).
+    import os
+    os.environ["PYSPARK_PYTHON"] = os.environ["PYSPARK_DRIVER_PYTHON"] = sys.executable
+    spark = (SparkSession.builder.master(args.master).appName("seed-notebook")
+             .config("spark.sql.shuffle.partitions", "8")
+             .config("spark.jars", ",".join(check_versions()))
+             .config("spark.ui.showConsoleProgress", "false")
+             .getOrCreate())
+    spark.sparkContext.setLogLevel("WARN")
+    t0 = time.monotonic()
+    queries = start(spark, bootstrap=args.bootstrap, topic=args.topic, model_path=str(Path(args.model) / "pipeline"),
+                    out_dir=str(Path(args.work) / "out"), ckpt_dir=str(Path(args.work) / "ckpt"),
+                    alerts_topic=args.alerts_topic)
+    for q in queries:
+        q.awaitTermination()
+    drain_s = time.monotonic() - t0
+    failed = [q for q in queries if q.exception()]
+    if failed:
+        print(f"error: {failed[0].exception()}", file=sys.stderr)
+        return 1
+    q_kafka, _, q_kpi = queries
+    kpi_ops = [op for p in q_kpi.recentProgress for op in p.stateOperators]
+    print("BENCH_RESULT " + json.dumps({
+        "drain_s": drain_s,
+        "rows": sum(p.numInputRows for p in q_kafka.recentProgress),
+        "late_rows": sum(op.numRowsDroppedByWatermark for op in kpi_ops),
+        "kpi_state_rows": max((op.numRowsTotal for op in kpi_ops), default=0),
+        "kpi_state_bytes": max((op.memoryUsedBytes for op in kpi_ops), default=0)}), flush=True)
+    spark.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

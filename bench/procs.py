@@ -1,0 +1,104 @@
+"""The processes the benchmark measures: started as a user starts them, their memory sampled.
+
+Each variant runs in a process of its own (its own session, so a stop signal reaches it and not
+the benchmark), its output in a log file. `TreeRss` samples the resident memory of that process
+and every process under it (the Spark driver JVM that pyspark starts, and its Python workers)
+every 0.5 s, apart from the benchmark's own process and its load generator.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import psutil
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def runner_cmd() -> list[str]:
+    exe = Path(sys.executable).with_name("runner")
+    return [str(exe)] if exe.exists() else [sys.executable, "-m", "runner.cli"]
+
+
+def spawn(cmd: list[str], log: Path) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "200"}
+    with open(log, "ab") as out:
+        return subprocess.Popen(cmd, cwd=REPO, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                env=env, start_new_session=True)
+
+
+def stop(proc: subprocess.Popen, timeout_s: float = 90.0) -> None:
+    """SIGTERM (apply stops its queries cleanly), wait; then SIGKILL the group if it is still there."""
+    from runner.tools.demo import stop_process
+    stop_process(proc, timeout_s=timeout_s)
+
+
+class TreeRss:
+    """Peak resident memory of a process and its descendants, sampled every `every_s` seconds."""
+
+    def __init__(self, pid: int, every_s: float = 0.5):
+        self.pid = pid
+        self.every_s = every_s
+        self.peak = 0          # bytes, the whole tree at its largest sample
+        self.peak_jvm = 0      # bytes, the largest sample of the java processes in it
+        self.samples = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"rss-{pid}", daemon=True)
+
+    def _sample(self) -> tuple[int, int] | None:
+        try:
+            root = psutil.Process(self.pid)
+            procs = [root, *root.children(recursive=True)]
+        except psutil.Error:
+            return None
+        total = jvm = 0
+        for p in procs:
+            with contextlib.suppress(psutil.Error):   # a child that exited between list and read
+                rss = p.memory_info().rss
+                total += rss
+                if p.name().startswith("java"):
+                    jvm += rss
+        return total, jvm
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            s = self._sample()
+            if s:
+                self.peak, self.peak_jvm = max(self.peak, s[0]), max(self.peak_jvm, s[1])
+                self.samples += 1
+            self._stop.wait(self.every_s)
+
+    def __enter__(self) -> "TreeRss":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def run_measured(cmd: list[str], log: Path, timeout_s: float) -> tuple[int, float, TreeRss]:
+    """Run cmd to its end: (exit code, wall seconds from start to exit, its memory)."""
+    t0 = time.monotonic()
+    proc = spawn(cmd, log)
+    with TreeRss(proc.pid) as rss:
+        try:
+            code = proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            stop(proc, timeout_s=30)
+            raise RuntimeError(f"{' '.join(cmd[:4])}... did not finish within {timeout_s:.0f}s; see {log}") from None
+    return code, time.monotonic() - t0, rss
+
+
+def bench_result(log: Path) -> dict:
+    """The `BENCH_RESULT {json}` line a bench child printed (bench/floor.py, bench/seed_pipeline.py)."""
+    import json
+    for line in reversed(log.read_text(errors="replace").splitlines()):
+        if line.startswith("BENCH_RESULT "):
+            return json.loads(line[len("BENCH_RESULT "):])
+    raise RuntimeError(f"no BENCH_RESULT line in {log}")
