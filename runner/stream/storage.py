@@ -9,8 +9,8 @@ parent, exists, is_dir, iterdir, glob, read_text, read_bytes, write_text, mkdir,
 - any other scheme: a `HadoopPath`, Hadoop's FileSystem API through the JVM pyspark runs: the
   same client, configuration and credentials Spark writes with. Inside a running session, the
   session's Hadoop configuration. Where none runs (`status`, `audit`, `dashboard`, `report`, and
-  `apply` before its session starts), the JVM gateway pyspark starts for any session anyway
-  (a later session reuses it) and a configuration built by Spark's own
+  `apply` before its session starts), a JVM of its own started by pyspark's launcher (closed
+  once a session runs) and a configuration built by Spark's own
   `SparkHadoopUtil.newConfiguration` from the target's `spark_conf` (`spark.hadoop.*` keys,
   `AWS_*` variables, HADOOP_CONF_DIR's files) -- what the session would have.
 
@@ -44,10 +44,11 @@ _spark_conf: dict[str, str] = {}
 def configure(spark_conf: Mapping[str, str]) -> None:
     """The target's spark_conf, for the Hadoop configuration used where no session runs.
     Call before the first non-local path is touched (the CLI does, on loading the project)."""
-    global _spark_conf, _sessionless
+    global _spark_conf
     conf = {str(k): str(v) for k, v in spark_conf.items()}
     if conf != _spark_conf:
-        _spark_conf, _sessionless = conf, None
+        _spark_conf = conf
+        _close_sessionless()
 
 
 def scheme(location: str | os.PathLike) -> str:
@@ -182,29 +183,49 @@ def _tree_sizes(root) -> dict[str, int]:
 
 # --------------------------------------------------------------------------- Hadoop
 
-_sessionless = None   # (jvm, Hadoop Configuration) built without a session, for the current conf
+_sessionless = None   # (gateway, Hadoop Configuration) of a private JVM, for the configured conf
 
 
 def _hadoop():
-    """(jvm, Hadoop Configuration): the running session's, else one built as Spark would."""
-    global _sessionless
+    """(py4j gateway, Hadoop Configuration): the running session's, else a private JVM's."""
     from pyspark.sql import SparkSession
 
     session = SparkSession._instantiatedSession
     if session is not None and session._sc._jsc is not None:
-        return session._jvm, session._jsparkSession.sessionState().newHadoopConf()
-    if _sessionless is None:
-        from pyspark.core.context import SparkContext
+        _close_sessionless()   # the session's own client from now on
+        return session._sc._gateway, session._jsparkSession.sessionState().newHadoopConf()
+    return _sessionless_hadoop()
 
-        # The gateway any SparkSession would start (SparkConf() starts it the same way), so a
-        # session built later in this process reuses this JVM rather than starting a second.
-        SparkContext._ensure_initialized()
-        jvm = SparkContext._jvm
+
+def _sessionless_hadoop():
+    """A JVM of its own (pyspark's launcher, so spark-submit's class path and HADOOP_CONF_DIR),
+    not pyspark's shared gateway: a session started later in this process (`apply` plans before
+    it starts Spark) must launch its JVM with its own conf (spark.jars, driver memory), which a
+    JVM already running would ignore. The configuration is Spark's own
+    SparkHadoopUtil.newConfiguration over the target's spark_conf: what a session would use."""
+    global _sessionless
+    if _sessionless is None:
+        from pyspark.java_gateway import launch_gateway
+
+        gateway = launch_gateway()
+        jvm = gateway.jvm
         conf = jvm.org.apache.spark.SparkConf(True)
         for k, v in _spark_conf.items():
             conf.set(k, v)
-        _sessionless = (jvm, jvm.org.apache.spark.deploy.SparkHadoopUtil.get().newConfiguration(conf))
+        _sessionless = (gateway, jvm.org.apache.spark.deploy.SparkHadoopUtil.get().newConfiguration(conf))
     return _sessionless
+
+
+def _close_sessionless() -> None:
+    global _sessionless
+    if _sessionless is not None:
+        gateway, _ = _sessionless
+        _sessionless = None
+        gateway.shutdown()
+        proc = getattr(gateway, "proc", None)
+        if proc is not None and proc.stdin:
+            proc.stdin.close()   # the JVM exits when its stdin closes (pyspark's launcher)
+            proc.wait(30)
 
 
 class HadoopPath:
@@ -253,8 +274,8 @@ class HadoopPath:
     def _call(self, what: str, fn):
         from py4j.protocol import Py4JJavaError
 
-        jvm, conf = _hadoop()
-        jpath = jvm.org.apache.hadoop.fs.Path(str(self))
+        gateway, conf = _hadoop()
+        jpath = gateway.jvm.org.apache.hadoop.fs.Path(str(self))
         try:
             return fn(jpath.getFileSystem(conf), jpath)
         except Py4JJavaError as e:
@@ -321,10 +342,9 @@ class HadoopPath:
         target = path(target)
 
         def rename(fs, p):
-            jvm, conf = _hadoop()
-            from pyspark.core.context import SparkContext
-
-            options = SparkContext._gateway.new_array(jvm.org.apache.hadoop.fs.Options.Rename, 1)
+            gateway, conf = _hadoop()
+            jvm = gateway.jvm
+            options = gateway.new_array(jvm.org.apache.hadoop.fs.Options.Rename, 1)
             options[0] = jvm.org.apache.hadoop.fs.Options.Rename.OVERWRITE if overwrite \
                 else jvm.org.apache.hadoop.fs.Options.Rename.NONE
             context = jvm.org.apache.hadoop.fs.FileContext.getFileContext(p.toUri(), conf)
@@ -344,4 +364,4 @@ class HadoopPath:
 
 
 def _jvm():
-    return _hadoop()[0]
+    return _hadoop()[0].jvm

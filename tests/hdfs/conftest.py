@@ -3,14 +3,13 @@ project whose checkpoint_root and output_root are on that HDFS."""
 from __future__ import annotations
 
 import sys
-import uuid
 from pathlib import Path
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "stream"))  # streamkit
 
-from minihdfs import MiniHDFS  # noqa: E402
+from minihdfs import MiniHDFS, on_hdfs  # noqa: E402
 from streamkit import StreamProject  # noqa: E402
 
 
@@ -30,15 +29,6 @@ def hdfs_model(spark, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("hdfs_models")
     train(spark, load_synthetic(10000, seed=7), kind="lr", out_dir=out, name="fraud_lr")
     return out / "fraud_lr"
-
-
-def on_hdfs(sp: StreamProject, hdfs: MiniHDFS) -> StreamProject:
-    """Point the project's roots at a fresh folder of the mini HDFS."""
-    base = hdfs.uri(f"fraud-{uuid.uuid4().hex[:8]}")
-    sp.raw["targets"]["local"].update(checkpoint_root=f"{base}/checkpoints", output_root=f"{base}/output")
-    sp.write()
-    sp.hdfs_base = base
-    return sp
 
 
 @pytest.fixture

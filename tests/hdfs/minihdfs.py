@@ -15,6 +15,7 @@ import shutil
 import signal
 import subprocess
 import time
+import uuid
 from pathlib import Path
 
 import pyspark
@@ -122,3 +123,13 @@ class MiniHDFS:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+def on_hdfs(sp, hdfs: MiniHDFS):
+    """Point a StreamProject's checkpoint_root and output_root at a fresh folder of the mini HDFS;
+    `sp.hdfs_base` is that folder's URI."""
+    base = hdfs.uri(f"fraud-{uuid.uuid4().hex[:8]}")
+    sp.raw["targets"]["local"].update(checkpoint_root=f"{base}/checkpoints", output_root=f"{base}/output")
+    sp.write()
+    sp.hdfs_base = base
+    return sp

@@ -1,0 +1,149 @@
+"""The pipeline with checkpoint_root and output_root on a real HDFS (Hadoop's mini cluster): end to
+end against the batch reference, `status` and `audit` reading HDFS, a SIGKILL mid-stream, and a
+restart verdict whose reset archives on HDFS. Only public entry points (the CLI, apply_in_process,
+plan/reset/preflight) and what they leave on HDFS are used, not query or folder names."""
+from __future__ import annotations
+
+import os
+import re
+import signal
+import threading
+import time
+from datetime import datetime, timezone
+
+import pytest
+from minihdfs import on_hdfs
+from streamkit import StreamProject, apply_in_process, reference_alerts
+
+from runner.compile.fingerprint import INCOMPATIBLE, NEW
+from runner.errors import RunnerError
+from runner.stream import apply as runtime
+from runner.stream import checkpoints, outputs, storage
+from runner.stream.status import query_status
+from runner.tools import replay
+from runner.tools.synth import generate
+
+START = datetime(2026, 4, 2, 10, 0, tzinfo=timezone.utc)
+WIDE = {**os.environ, "COLUMNS": "400"}   # rich tables unfolded, so the CLI's lines can be read
+
+
+def test_apply_on_hdfs_matches_batch_reference_and_status_and_audit_read_it(spark, hdfs_project, hdfs_model):
+    sp = hdfs_project
+    rows = generate(3000, seed=41)
+    assert replay.send(sp.kafka, sp.topic, rows, start=START, id_prefix="h1").sent == 3000
+
+    result = sp.cli("apply", "--available-now", "--quiet")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+
+    expected = reference_alerts(spark, hdfs_model, rows, "h1")
+    assert len(expected) > 5, "the reference should have alerts for this test to mean anything"
+    alerts = outputs.read(f"{sp.hdfs_base}/output/alerts")
+    assert sorted(alerts["txn_id"]) == sorted(expected)              # exactly, and none twice
+    assert len(outputs.read(f"{sp.hdfs_base}/output/kpis")) > 10     # closed windows, on HDFS too
+    # Everything the run kept is on HDFS: checkpoints with the runner's metadata, no local copy.
+    queries = [q for q in storage.path(f"{sp.hdfs_base}/checkpoints").iterdir()]
+    assert queries and all(checkpoints.read_meta(q) for q in queries)
+    assert not (sp.root / "checkpoints").exists() and not (sp.root / "output").exists()
+
+    status = sp.cli("status", env=WIDE)
+    assert status.returncode == 0, status.stdout[-3000:] + status.stderr[-3000:]
+    for q in queries:
+        assert str(q) in status.stdout, f"{q} missing from status:\n{status.stdout}"
+    by_query = query_status(sp.load())
+    assert {str(s.checkpoint) for s in by_query} == {str(q) for q in queries}
+    assert all(s.last_batch is not None and s.behind == 0 for s in by_query), by_query
+
+    audit = sp.cli("audit", env=WIDE)
+    assert audit.returncode == 0, audit.stdout[-3000:] + audit.stderr[-3000:]
+    found = re.search(r"alert rows \(Parquet\)\D*(\d+)", audit.stdout)
+    assert found and int(found.group(1)) == len(expected), audit.stdout
+    assert re.search(r"txn_ids appearing twice in alerts\D*0\b", audit.stdout), audit.stdout
+
+
+def test_sigkill_mid_stream_on_hdfs_then_restart_loses_nothing(spark, hdfs_project, hdfs_model, tmp_path):
+    sp = hdfs_project
+    rows = generate(3000, seed=43)
+    head, tail = rows.iloc[:1000], rows.iloc[1000:]
+    replay.send(sp.kafka, sp.topic, head, start=START, id_prefix="hk")
+    proc = sp.popen("apply", log=tmp_path / "apply1.log")
+    alerts_uri = f"{sp.hdfs_base}/output/alerts"
+    sender = None
+    try:
+        # Once alerts are committed on HDFS, send the rest while it runs, then kill it mid-flight.
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and outputs.read(alerts_uri).empty:
+            assert proc.poll() is None, (tmp_path / "apply1.log").read_text()[-3000:]
+            time.sleep(1)
+        assert not outputs.read(alerts_uri).empty, "apply never committed alerts to HDFS"
+        sender = threading.Thread(target=_send_tail, args=(sp, tail.reset_index(drop=True)), daemon=True)
+        sender.start()
+        time.sleep(4)
+        assert sender.is_alive(), "the replay ended before the kill; the test would prove nothing"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    if sender:
+        sender.join(180)
+    partial = len(outputs.read(alerts_uri))
+
+    result = sp.cli("apply", "--available-now", "--quiet")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+
+    expected = reference_alerts(spark, hdfs_model, rows, "hk")
+    alerts = outputs.read(alerts_uri)
+    assert partial < len(alerts)
+    assert sorted(alerts["txn_id"]) == sorted(expected)              # nothing lost, nothing twice
+
+
+def _send_tail(sp, tail) -> None:
+    """The rest of the rows at 100/s, numbered after the first 1,000."""
+    from kafka import KafkaProducer
+
+    producer = KafkaProducer(bootstrap_servers=sp.broker.bootstrap, linger_ms=5)
+    for i, (key, value) in enumerate(replay.records(tail, start=START, id_prefix="hk")):
+        n = 1000 + i
+        producer.send(sp.topic, key=f"hk-{n:08d}".encode(), value=value.replace(key, f"hk-{n:08d}".encode()))
+        time.sleep(0.01)
+    producer.flush(60)
+    producer.close()
+
+
+@pytest.fixture(scope="module")
+def applied_on_hdfs(spark, broker, hdfs, hdfs_model, tmp_path_factory) -> StreamProject:
+    sp = on_hdfs(StreamProject(tmp_path_factory.mktemp("hdfs_applied") / "project", broker, hdfs_model), hdfs)
+    replay.send(sp.kafka, sp.topic, generate(600, seed=45), start=START, id_prefix="hr")
+    plans, result = apply_in_process(spark, sp)
+    assert {p.verdict.kind for p in plans} == {NEW}
+    assert result.exit_code == 0
+    return sp
+
+
+def test_window_change_on_hdfs_is_refused_and_reset_archives_there_deleting_nothing(spark, applied_on_hdfs):
+    sp = applied_on_hdfs
+    kpis_uri = f"{sp.hdfs_base}/output/kpis"
+    before = outputs.read(kpis_uri)
+    assert len(before) > 0
+    sp.raw["vars"]["window"]["value"] = "2 minutes"
+    sp.write()
+    project, manifest = sp.load(), sp.compile()
+    refused = {p.spec.model for p in runtime.plan(project, manifest) if p.verdict.kind == INCOMPATIBLE}
+    assert refused == {"kpi_per_minute"}
+    with pytest.raises(RunnerError, match="--reset kpi_per_minute"):
+        runtime.preflight(project, runtime.plan(project, manifest))
+
+    moved = runtime.reset(project, manifest, "kpi_per_minute")
+    archive = f"{sp.hdfs_base}/checkpoints_archive/"
+    assert moved and all(str(dst).startswith(archive) for _, dst in moved)     # archived on HDFS
+    assert all(dst.exists() and not src.exists() for src, dst in moved)
+    # Nothing deleted: the archived output holds every row the live one held.
+    (_, archived_kpis), = [(s, d) for s, d in moved if str(s) == kpis_uri]
+    assert outputs.read(archived_kpis).sort_values("window_start").reset_index(drop=True) \
+        .equals(before.sort_values("window_start").reset_index(drop=True))
+    assert {p.spec.model for p in runtime.plan(project, manifest) if p.verdict.kind == NEW} >= {"kpi_per_minute"}
+
+    plans, result = apply_in_process(spark, sp)
+    assert result.exit_code == 0
+    kpis = outputs.read(kpis_uri)
+    assert len(kpis) > 0 and ((kpis.window_end - kpis.window_start) == "2min").all()
