@@ -284,7 +284,8 @@ def apply_cmd(ctx, vars_, available_now, timeout, resets, quiet, realtime):
                           + (f"  late {s['late_rows']}" if s["late_rows"] else ""), highlight=False)
 
     def on_started(queries) -> None:
-        for p in plans:
+        started = {q.name for q in queries}
+        for p in (p for p in plans if p.group in started):
             console.print(f"started {p.name:<34} -> {p.spec.sink['kind']}: {p.spec.location}  "
                           f"(query {p.group}, checkpoint {p.checkpoint})", highlight=False)
 

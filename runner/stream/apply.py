@@ -205,7 +205,9 @@ def trigger_for(members: list[QueryPlan], manifest, available_now: bool, realtim
     if REALTIME in asked:
         if realtime and realtime_supported():
             return {"realTime": REALTIME_CHECKPOINT_INTERVAL}
-        return {}   # micro-batches back to back: the lowest latency micro-batch can give
+        # Micro-batches nearly back to back: a batch starts as soon as the last one ended and new
+        # records wait; idle, the query asks Kafka for offsets 5 times a second, not 100.
+        return {"processingTime": REALTIME_FALLBACK}
     from runner.compile.manifest import duration_seconds
     every = sorted((a for a in asked if a and a != REALTIME), key=duration_seconds)
     return {"processingTime": every[0]} if every else {}
@@ -213,6 +215,7 @@ def trigger_for(members: list[QueryPlan], manifest, available_now: bool, realtim
 
 # A Real-time Mode batch is a checkpoint interval, not a latency: records flow through within it.
 REALTIME_CHECKPOINT_INTERVAL = "5 minutes"
+REALTIME_FALLBACK = "200 milliseconds"
 # How long a reader remembers a routed record's source offset to drop a repeat: the route query's
 # Kafka sink is at-least-once, and a batch it replays after a crash is rewritten within seconds.
 REPEAT_HORIZON = "10 minutes"
@@ -423,6 +426,8 @@ def run(spark, project, manifest, plans: list[QueryPlan], *, available_now: bool
             # Drain in order: the route query writes the whole backlog to its topics, then the
             # queries reading them drain those; started together they would stop half-way.
             queries = start_queries(spark, project, manifest, plans, kinds=(topology.ROUTE,), **start)
+            if on_started:
+                on_started(queries)
             result = wait(queries, available_now=True, timeout_s=timeout_s, stop_event=stop_event)
             if result.stopped_by != "available-now":
                 return result

@@ -20,17 +20,6 @@ DEFAULT_CONF = {
     "spark.sql.streaming.stopActiveRunOnRestart": "true",
     # Real-time Mode needs every stage of its query scheduled at once.
     "spark.scheduler.mode": "FAIR",
-    # Correctness, not speed: this optimization prunes from_json's schema to the fields a plan
-    # reads, and _corrupt_record then ignores a wrongly typed field the plan does not read, so
-    # one record could be both scored and rejected (found by tests/stream/test_bad_input.py).
-    "spark.sql.optimizer.enableJsonExpressionOptimization": "false",
-    # One parse per record: these rules substitute a view's aliases into the filters and
-    # columns above it, so `WHERE reject_reason IS NULL` and every `j.V1` would each carry
-    # their own copy of stg_parsed's from_json (97 copies in the KPI plan, measured): the KPI
-    # query ran 9x slower. Without them Spark parses once and filters the parsed struct.
-    "spark.sql.optimizer.excludedRules": ",".join(
-        f"org.apache.spark.sql.catalyst.optimizer.{rule}"
-        for rule in ("PushDownPredicates", "PushPredicateThroughNonJoin", "CollapseProject")),
 }
 
 

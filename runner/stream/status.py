@@ -57,19 +57,27 @@ def end_offsets(kafka_options: dict, topics: set[str]) -> dict[str, dict[str, in
         consumer.close()
 
 
+def _reads(project, folder) -> set[str]:
+    """The topics a query reads, as its runner.json says (a reader of the route query's topics),
+    else the sources' topics."""
+    meta = checkpoints.read_meta(folder) or {}
+    return set((meta.get("reads") or {}).values()) or {s.topic for s in project.sources.values()}
+
+
 def query_status(project) -> list[QueryStatus]:
     storage.configure(project.target.spark_conf)
     root = storage.path(project.checkpoint_root)
     folders = sorted(p for p in root.iterdir() if (p / checkpoints.META).exists()) if root.is_dir() else []
-    topics = {s.topic for s in project.sources.values()}
+    reads = {folder.name: _reads(project, folder) for folder in folders}
+    topics = set().union(*reads.values()) if reads else set()
     ends = end_offsets(project.target.kafka_options(), topics) if folders else None
     out = []
     for folder in folders:
         committed = checkpoints.committed_offsets(folder)
         behind = None
-        if ends is not None:
+        if ends is not None:   # against the topics this query reads: the source, or the route query's topics
             behind = sum(max(0, end - committed.get(t, {}).get(p, 0))
-                         for t, parts in ends.items() for p, end in parts.items())
+                         for t, parts in ends.items() if t in reads[folder.name] for p, end in parts.items())
         last, late = _progress(project.runtime_dir, folder.name)
         out.append(QueryStatus(folder.name, folder, checkpoints.last_committed_batch(folder), behind, last, late))
     return out

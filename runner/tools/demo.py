@@ -327,10 +327,18 @@ class Demo:
         """Every micro-batch query's committed offsets are at the end of the source topic. A query in
         Spark's Real-time Mode commits once per checkpoint interval (minutes) while its records flow
         through at once, so it is not waited for; the Parquet alerts show what it processed."""
-        from runner.stream.status import query_status
+        from runner.stream import topology
+        from runner.stream.status import end_offsets, query_status
 
         rows = {r.name: r for r in query_status(self.demo_project)}
-        return self.waited_for <= set(rows) and all(rows[q].behind == 0 for q in self.waited_for)
+        if not (self.waited_for <= set(rows) and all(rows[q].behind == 0 for q in self.waited_for)):
+            return False
+        # The route query in Real-time Mode commits once per checkpoint interval: it has drained
+        # when the topics it writes stop growing (two checks apart) while their readers are caught up.
+        route = topology.route_plan(self.manifest)
+        ends = end_offsets(self.demo_project.target.kafka_options(), {r.topic for r in route.routes}) if route else None
+        stable, self._route_ends = ends == getattr(self, "_route_ends", None), ends
+        return stable
 
     def settled(self, batches: dict[str, list[dict]], since: float) -> bool:
         """After catching up, each stateful query (the KPIs) has run the batch without new data that

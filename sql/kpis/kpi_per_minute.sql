@@ -2,7 +2,8 @@
      sinks=[{'kind': 'console'},
             {'kind': 'kafka', 'topic': 'fraud_kpis', 'key': 'window_start'},
             {'kind': 'parquet', 'path': 'kpis'}],
-     output_mode='append') }}
+     output_mode='append',
+     trigger='1 second') }}
 
 -- Alert quality per event-time window, written once the watermark passes the window's end.
 -- tp: alerts on true frauds (Class = 1); fp: alerts on Class = 0. Alerts with no label count in

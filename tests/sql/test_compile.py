@@ -15,7 +15,7 @@ from runner.errors import RunnerError
 from runner.compile.manifest import Manifest
 from runner.compile.project import load_project
 
-MODELS = ["stg_parsed", "rejected_transactions", "stg_transactions", "scored_transactions",
+MODELS = ["stg_parsed", "rejected_transactions", "scored_transactions",
           "fraud_alerts", "kpi_events", "kpi_per_minute"]
 
 
@@ -54,7 +54,7 @@ def test_shipped_project_compiles_to_manifest_with_all_models_and_sinks(project_
     assert sinks["fraud_alerts"] == [("kafka", "fraud_alerts"), ("parquet", "alerts")]
     assert sinks["kpi_per_minute"] == [("console", None), ("kafka", "fraud_kpis"), ("parquet", "kpis")]
     assert sinks["rejected_transactions"] == [("kafka", "transactions_rejected"), ("parquet", "rejected")]
-    assert [m for m, s in sinks.items() if not s] == ["stg_parsed", "stg_transactions", "scored_transactions", "kpi_events"]
+    assert [m for m, s in sinks.items() if not s] == ["stg_parsed", "scored_transactions", "kpi_events"]
     assert manifest.model("fraud_alerts").config.trigger == "1 second"
     assert manifest.model("fraud_alerts").config.sinks[0]["key"] == "txn_id"
     assert manifest.model("kpi_events").config.watermark == {"column": "event_time", "delay": "2 minutes"}
@@ -68,7 +68,7 @@ def test_shipped_project_compiles_to_manifest_with_all_models_and_sinks(project_
 
 def test_select_compiles_the_model_and_its_ancestors(project_copy):
     manifest = compile_project(load_project(project_copy), select="fraud_alerts")
-    assert [m.name for m in manifest.models] == ["stg_parsed", "stg_transactions", "scored_transactions", "fraud_alerts"]
+    assert [m.name for m in manifest.models] == ["stg_parsed", "scored_transactions", "fraud_alerts"]
     assert json.loads((project_copy / "target" / "manifest.json").read_text())["models"][-1]["name"] == "fraud_alerts"
     assert "no such model" in str(compile_error(project_copy, select="nope"))
 
@@ -116,10 +116,10 @@ def test_undefined_jinja_name_names_file_and_line(project_copy):
 
 
 def test_cycle_is_named(project_copy):
-    edit(project_copy, "sql/staging/stg_transactions.sql", "WHERE reject_reason IS NULL",
-         "WHERE reject_reason IS NULL\n  AND txn_id NOT IN (SELECT txn_id FROM {{ ref('fraud_alerts') }})")
+    edit(project_copy, "sql/scoring/scored_transactions.sql", "FROM {{ ref('stg_parsed') }}",
+         "FROM {{ ref('stg_parsed') }}\n  WHERE txn_id NOT IN (SELECT txn_id FROM {{ ref('fraud_alerts') }})")
     err = compile_error(project_copy)
-    assert "fraud_alerts -> scored_transactions -> stg_transactions -> fraud_alerts" in err.message
+    assert "fraud_alerts -> scored_transactions -> fraud_alerts" in err.message
     assert err.where == line_of(project_copy, "sql/alerts/fraud_alerts.sql", "ref('scored_transactions')")
 
 
@@ -149,7 +149,7 @@ def test_cli_compile_exits_non_zero_with_file_line(project_copy, runner_cmd):
     assert bad.returncode == 1 and "threshold" in bad.stderr and "DROP" in bad.stderr
     edit(project_copy, "sql/kpis/kpi_events.sql", "ref('scored_transactions')", "ref('nope')")
     bad = subprocess.run([*runner_cmd, "--project", str(project_copy), "compile"], capture_output=True, text=True)
-    assert bad.returncode == 1 and "sql/kpis/kpi_events.sql:6" in bad.stderr
+    assert bad.returncode == 1 and line_of(project_copy, "sql/kpis/kpi_events.sql", "ref('nope')") in bad.stderr
 
 
 def test_failed_compile_leaves_previous_target_untouched(project_copy):

@@ -37,7 +37,7 @@ def test_run_model_names_missing_inputs(spark, repo):
     from runner.errors import RunnerError
 
     with pytest.raises(RunnerError, match="stg_parsed"):
-        run_model(spark, load_project(repo), "stg_transactions", {})
+        run_model(spark, load_project(repo), "scored_transactions", {})
 
 
 def test_run_model_over_dataframes(spark, repo):

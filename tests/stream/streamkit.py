@@ -68,7 +68,8 @@ class StreamProject:
         return subprocess.Popen([str(exe), "--project", str(self.root), *args], stdout=out, stderr=subprocess.STDOUT)
 
 
-def apply_in_process(spark, sp: StreamProject, *, var_overrides=None, available_now=True, timeout_s=300):
+def apply_in_process(spark, sp: StreamProject, *, var_overrides=None, available_now=True, timeout_s=300,
+                     on_started=None):
     """`runner apply --available-now` through the Python API on the shared session (no new JVM)."""
     from runner.stream import apply as runtime
 
@@ -76,7 +77,8 @@ def apply_in_process(spark, sp: StreamProject, *, var_overrides=None, available_
     manifest = sp.compile(var_overrides)
     plans = runtime.plan(project, manifest, var_overrides)
     runtime.preflight(project, plans)
-    result = runtime.run(spark, project, manifest, plans, available_now=available_now, timeout_s=timeout_s)
+    result = runtime.run(spark, project, manifest, plans, available_now=available_now, timeout_s=timeout_s,
+                         on_started=on_started)
     return plans, result
 
 
