@@ -72,27 +72,30 @@ def is_stateful(model) -> bool:
     return stateful_shape(model.sql) is not None
 
 
-def routed_models(manifest) -> list:
-    """The stateless models whose rows leave the route query: those with sinks or a topic, and
-    those a stateful model reads."""
+def routed_models(manifest) -> dict:
+    """{name: (model, why it is routed)} for the stateless models whose rows leave the route query: those
+    with sinks or a topic, and those a stateful model reads."""
     by_name = {m.name: m for m in manifest.models}
-    read_by_stateful = {r for m in manifest.models if is_stateful(m) for r in m.refs}
-    out = []
-    for m in manifest.models:
-        if is_stateful(m):
-            continue
-        if m.config.sinks or m.config.topic or m.name in read_by_stateful:
-            out.append(m)
+    readers: dict[str, list[str]] = {}
     for m in manifest.models:
         if is_stateful(m):
             for r in m.refs:
                 if is_stateful(by_name[r]):
                     raise RunnerError(f"model '{m.name}' reads the stateful model '{r}'", where=m.path,
                                       hint="a stateful model reads the stateless models the route query writes")
+                readers.setdefault(r, []).append(m.name)
+    out = {}
+    for m in manifest.models:
+        if is_stateful(m):
+            continue
+        if m.config.sinks or m.config.topic:
+            out[m.name] = (m, "it has sinks" if m.config.sinks else "it has a topic")
+        elif m.name in readers:
+            out[m.name] = (m, f"the stateful model{'s' if len(readers[m.name]) > 1 else ''} {', '.join(readers[m.name])} read{'' if len(readers[m.name]) > 1 else 's'} it")
     return out
 
 
-def _select(model) -> tuple[exp.Select, str]:
+def _select(model, routed_because: str) -> tuple[exp.Select, str]:
     tree = sqlglot.parse_one(model.sql, read=FraudSpark)
     why = None
     if not isinstance(tree, exp.Select):
@@ -108,7 +111,8 @@ def _select(model) -> tuple[exp.Select, str]:
     elif any(isinstance(e, exp.Star) or isinstance(getattr(e, "this", None), exp.Star) for e in tree.expressions):
         why = "it selects * (name the columns)"
     if why:
-        raise RunnerError(f"model '{model.name}' can not be written by the route query: {why}", where=model.path,
+        raise RunnerError(f"model '{model.name}' is written by the route query ({routed_because}), and can not be: "
+                          f"{why}", where=model.path,
                           hint="a model with sinks (or that a stateful model reads) is "
                                "SELECT <columns> FROM {{ ref('...') }} [WHERE <condition>]; put other logic upstream")
     return tree, model.refs[0]
@@ -140,10 +144,10 @@ def plan(manifest) -> RoutePlan | None:
     models = routed_models(manifest)
     if not models:
         return None
-    selects = {m.name: _select(m) for m in models}
+    selects = {name: _select(m, why) for name, (m, why) in models.items()}
     hub = _hub(manifest, {name: parent for name, (_, parent) in selects.items()})
     routes = []
-    for m in models:
+    for m, _ in models.values():
         tree, _ = selects[m.name]
         columns = [(e.alias_or_name, _sql(e.this if isinstance(e, exp.Alias) else e)) for e in tree.expressions]
         where = tree.args.get("where")
