@@ -14,8 +14,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import shutil
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from runner.errors import RunnerError
+from runner.files import replace_folder
 from udfs.card import CARD_FILE, FEATURES, PIPELINE_DIR
 
 LABEL = "Class"
@@ -250,17 +249,6 @@ def _gbt_params(model) -> dict:
             "link": "probability = 1 / (1 + exp(-2 * sum(tree_weight * tree_prediction)))"}
 
 
-def _install(tmp: Path, dest: Path) -> None:
-    """Swap the finished temp folder into place; the old model is removed only afterwards."""
-    old = None
-    if dest.exists():
-        old = dest.with_name(f".{dest.name}.old-{uuid.uuid4().hex[:8]}")
-        dest.rename(old)
-    tmp.rename(dest)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-
-
 def train(spark, data: Dataset, *, kind: str = "lr", out_dir: str | Path = "models", name: str | None = None,
           max_iter: int = 50, max_depth: int = 5, on_step=None) -> TrainResult:
     """Audit `data`, fit the `kind` pipeline, evaluate on the test part and save model + card."""
@@ -321,15 +309,9 @@ def train(spark, data: Dataset, *, kind: str = "lr", out_dir: str | Path = "mode
     card[kind] = _lr_params(model) if kind == "lr" else _gbt_params(model)
 
     step(f"saving to {dest}")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    tmp = out_dir / f".{name}.tmp-{uuid.uuid4().hex[:8]}"
-    try:
+    with replace_folder(dest) as tmp:   # the old model stays whole until the new one is complete
         model.write().save(str(tmp / PIPELINE_DIR))
         plot_pr_curve(tmp / PR_CURVE_FILE, precision, recall, table,
                       f"{name} ({kind}): PR-AUC {metrics['pr_auc']:.4f}, ROC-AUC {metrics['roc_auc']:.4f}")
         (tmp / CARD_FILE).write_text(json.dumps(card, indent=2) + "\n")
-        _install(tmp, dest)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return TrainResult(dest, card, report, (precision, recall))
