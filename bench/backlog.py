@@ -42,6 +42,7 @@ class BacklogRun:
     late_check: int | None = None      # ours: rows scored - kpi_counted - kpi_open
     peak_rss: int = 0
     peak_jvm: int = 0
+    peak_root: int = 0                 # the process started itself (runner's or the script's Python)
     kpi_state: dict = field(default_factory=dict)
 
     def as_dict(self) -> dict:
@@ -117,7 +118,7 @@ def run_ours(ctx, r: int) -> BacklogRun:
     return BacklogRun("ours", r, wall, queries_span(run_dir), rows, alerts=len(alerts),
                       late_rows=dropped_late(kpi), kpi_counted=counted, kpi_open=open_rows,
                       late_check=rows - rejected - counted - open_rows,
-                      peak_rss=rss.peak, peak_jvm=rss.peak_jvm, kpi_state=state_summary(kpi))
+                      peak_rss=rss.peak, peak_jvm=rss.peak_jvm, peak_root=rss.peak_root, kpi_state=state_summary(kpi))
 
 
 def run_seed(ctx, r: int) -> BacklogRun:
@@ -133,7 +134,7 @@ def run_seed(ctx, r: int) -> BacklogRun:
         raise RuntimeError(f"the seed pipeline exited {code}; see {log}")
     res = procs.bench_result(log)
     return BacklogRun("seed", r, wall, res["drain_s"], res["rows"], alerts=len(outputs.read(run_dir / "out")),
-                      late_rows=res["late_rows"], peak_rss=rss.peak, peak_jvm=rss.peak_jvm,
+                      late_rows=res["late_rows"], peak_rss=rss.peak, peak_jvm=rss.peak_jvm, peak_root=rss.peak_root,
                       kpi_state={"stateStoreSave": {"rows": res["kpi_state_rows"], "bytes": res["kpi_state_bytes"]}})
 
 
@@ -146,7 +147,7 @@ def run_floor(ctx, r: int) -> BacklogRun:
     if code != 0:
         raise RuntimeError(f"the parse floor exited {code}; see {log}")
     res = procs.bench_result(log)
-    return BacklogRun("floor", r, wall, res["drain_s"], res["rows"], peak_rss=rss.peak, peak_jvm=rss.peak_jvm)
+    return BacklogRun("floor", r, wall, res["drain_s"], res["rows"], peak_rss=rss.peak, peak_jvm=rss.peak_jvm, peak_root=rss.peak_root)
 
 
 VARIANTS = {"seed": run_seed, "ours": run_ours, "floor": run_floor}

@@ -63,6 +63,7 @@ class ModeResult:
     steps: list[Step] = field(default_factory=list)
     peak_rss: int = 0
     peak_jvm: int = 0
+    peak_root: int = 0
     kpi_state: dict = field(default_factory=dict)
     late_rows: int = 0
     log: str = ""
@@ -211,6 +212,8 @@ class Ladder:
         from runner.stream.kafka_clients import ensure_topics
         ensure_topics(self.project.target.kafka_options(), self.project.topics)
         self.log = self.run_dir / "apply.log"
+        self.scored_base = sum(self.probe.end_offsets(SCORED_TOPIC).values())
+        self.source_base = sum(self.probe.end_offsets(self.topic).values())
         args = ["apply", "--quiet"] + ([] if self.mode == "realtime" else ["--no-realtime"])
         self.proc = procs.spawn([*procs.runner_cmd(), "--project", str(self.run_dir), *args], self.log)
         self.rss = procs.TreeRss(self.proc.pid).__enter__()
@@ -227,21 +230,36 @@ class Ladder:
         self.rss.__exit__(None, None, None)
         self.probe.close()
 
+    def _processed(self) -> bool:
+        """Every record sent since apply started is scored: the route query wrote one scored event
+        per valid record (all of the bench's are), counted from the same start. Cumulative, so a
+        step that a previous step's backlog overlaps is not taken as done early."""
+        scored = sum(self.probe.end_offsets(SCORED_TOPIC).values()) - self.scored_base
+        return scored >= sum(self.probe.end_offsets(self.topic).values()) - self.source_base
+
+    def _settled(self, topic: str, quiet_s: float = 1.0, limit_s: float = 10.0) -> dict[int, int]:
+        """The topic's end offsets once they stopped moving for quiet_s: the alerts of the last
+        records are written by the same tasks as their scored events, acknowledged a moment apart."""
+        ends, since, t0 = self.probe.end_offsets(topic), time.monotonic(), time.monotonic()
+        while time.monotonic() - since < quiet_s and time.monotonic() - t0 < limit_s:
+            time.sleep(0.25)
+            now = self.probe.end_offsets(topic)
+            if now != ends:
+                ends, since = now, time.monotonic()
+        return ends
+
     def step(self, rate: int, seconds: float) -> Step:
         self.n += 1
         tag = f"{self.mode}_{self.n:02d}_{rate}"
         src_start, alerts_start = self.probe.end_offsets(self.topic), self.probe.end_offsets(ALERTS_TOPIC)
-        scored_start = sum(self.probe.end_offsets(SCORED_TOPIC).values())
         payload = write_payload(self.run_dir / f"payload_{tag}.jsonl", min(PAYLOAD_MAX, int(rate * seconds)),
                                 seed=1000 + self.n, span_s=seconds, prefix=f"lat-{tag}")
         report = produce_paced(self.ctx.bootstrap, self.topic, payload, rate=rate, seconds=seconds,
                                log=self.run_dir / f"producer_{tag}.log")
         src_end = self.probe.end_offsets(self.topic)
         sent = sum(src_end[p] - src_start.get(p, 0) for p in src_end)
-        # Done when the route query wrote one scored event per record sent (all are valid).
-        drain = _wait(lambda: sum(self.probe.end_offsets(SCORED_TOPIC).values()) - scored_start >= sent,
-                      DRAIN_LIMIT_S)
-        alerts_end = self.probe.end_offsets(ALERTS_TOPIC)
+        drain = _wait(self._processed, DRAIN_LIMIT_S)
+        alerts_end = self._settled(ALERTS_TOPIC)
         _wait(lambda: _parquet_caught_up(self.run_dir, alerts_end), PARQUET_LIMIT_S)
         payload.unlink()
 
@@ -301,7 +319,7 @@ def run_mode(ctx, mode: str, rates: list[int], *, max_rate: int, step_s: float, 
     result.kpi_state = state_summary(kpi)
     result.late_rows = sum(int(op.get("numRowsDroppedByWatermark") or 0)
                            for p in kpi for op in p.get("stateOperators") or [])
-    result.peak_rss, result.peak_jvm = ladder.rss.peak, ladder.rss.peak_jvm
+    result.peak_rss, result.peak_jvm, result.peak_root = ladder.rss.peak, ladder.rss.peak_jvm, ladder.rss.peak_root
     return result
 
 

@@ -46,30 +46,34 @@ class TreeRss:
         self.every_s = every_s
         self.peak = 0          # bytes, the whole tree at its largest sample
         self.peak_jvm = 0      # bytes, the largest sample of the java processes in it
+        self.peak_root = 0     # bytes, the largest sample of the process started (runner's Python)
         self.samples = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"rss-{pid}", daemon=True)
 
-    def _sample(self) -> tuple[int, int] | None:
+    def _sample(self) -> tuple[int, int, int] | None:
         try:
             root = psutil.Process(self.pid)
             procs = [root, *root.children(recursive=True)]
         except psutil.Error:
             return None
-        total = jvm = 0
+        total = jvm = own = 0
         for p in procs:
             with contextlib.suppress(psutil.Error):   # a child that exited between list and read
                 rss = p.memory_info().rss
                 total += rss
-                if p.name().startswith("java"):
+                if p.pid == self.pid:
+                    own = rss
+                elif p.name().startswith("java"):
                     jvm += rss
-        return total, jvm
+        return total, jvm, own
 
     def _run(self) -> None:
         while not self._stop.is_set():
             s = self._sample()
             if s:
-                self.peak, self.peak_jvm = max(self.peak, s[0]), max(self.peak_jvm, s[1])
+                self.peak, self.peak_jvm, self.peak_root = (max(self.peak, s[0]), max(self.peak_jvm, s[1]),
+                                                            max(self.peak_root, s[2]))
                 self.samples += 1
             self._stop.wait(self.every_s)
 

@@ -60,7 +60,7 @@ def backlog_table(res: dict) -> tuple[list[str], dict]:
     med = {k: statistics.median(r["wall_s"] for r in v) for k, v in by.items()}
     rate = {k: n / v for k, v in med.items()}
     lines = ["| variant | wall s median (min–max) | rows/s | vs seed | queries s median | rows read | alerts "
-             "| late rows (Spark) | late rows (n_txn check) | peak RSS GiB (JVM) |",
+             "| late rows (Spark) | late rows (n_txn check) | peak RSS GiB (JVM; the Python started) |",
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for k in ("seed", "ours", "floor"):
         if k not in by:
@@ -76,7 +76,8 @@ def backlog_table(res: dict) -> tuple[list[str], dict]:
             f"| {LABELS[k]} | {med[k]:.1f} ({min(walls):.1f}–{max(walls):.1f}) | {rate[k]:,.0f} | "
             f"{rate[k] / rate['seed']:.2f}x | {statistics.median(r['queries_s'] for r in v):.1f} | {rows} | "
             f"{'–' if last['alerts'] is None else last['alerts']} | {late} | {check} | "
-            f"{_gib(max(r['peak_rss'] for r in v))} ({_gib(max(r['peak_jvm'] for r in v))}) |")
+            f"{_gib(max(r['peak_rss'] for r in v))} ({_gib(max(r['peak_jvm'] for r in v))}; "
+            f"{_gib(max(r.get('peak_root', 0) for r in v))}) |")
     return lines, rate
 
 
@@ -158,48 +159,49 @@ def markdown(res: dict, png_name: str) -> str:
     lines = ["# Benchmark results", "",
              f"Run {res['finished']} UTC by `make bench` (bench/bench.py), one run, one machine: {res['machine']}.",
              f"Arguments: `{res['argv']}`.", ""]
-    lines += ["## Backlog throughput", "",
-              f"{a['rows']:,} synthetic transactions (JSON, ~800 bytes, as `runner replay` writes them) on a "
-              f"2-partition topic, loaded by one producer process per partition in event-time order "
-              f"({res['backlog_load_s']:.0f} s), so no record is behind the 2-minute watermark. "
-              f"{a['rounds']} rounds, the variants alternating; each run is a process of its own on a fresh "
-              "checkpoint. Wall time is from the process's start to its exit (JVM start-up and planning "
-              "included); \"queries s\" is the part the streaming queries took. Late rows: Spark's count of "
-              "rows the KPI query dropped behind the watermark, per round; for ours also the rows scored minus "
-              "the KPI n_txn of the closed windows and the rows of windows still open at the end.", ""]
-    rate = {}
     if res.get("backlog"):
+        lines += [
+            "## Backlog throughput", "",
+            f"{a['rows']:,} synthetic transactions (JSON, ~800 bytes, as `runner replay` writes them) on a "
+            f"2-partition topic, loaded by one producer process per partition in event-time order "
+            f"({res['backlog_load_s']:.0f} s), so no record is behind the 2-minute watermark. "
+            f"{a['rounds']} rounds, the variants alternating; each run is a process of its own on a fresh "
+            "checkpoint. Wall time is from the process's start to its exit (JVM start-up and planning "
+            "included); \"queries s\" is the part the streaming queries took. Late rows: Spark's count of "
+            "rows the KPI query dropped behind the watermark, per round; for ours also the rows scored minus "
+            "the KPI n_txn of the closed windows and the rows of windows still open at the end.", ""]
         table, rate = backlog_table(res)
-        lines += table + [""]
-        lines.append(f"Ours is **{rate['ours'] / rate['seed']:.2f}x** the seed's throughput and "
-                     f"**{100 * rate['ours'] / rate['floor']:.0f}%** of the parse floor (medians of wall time).")
+        lines += table + ["",
+                          f"Ours is **{rate['ours'] / rate['seed']:.2f}x** the seed's throughput and "
+                          f"**{100 * rate['ours'] / rate['floor']:.0f}%** of the parse floor (medians of wall time)."]
         kpi = next((r["kpi_state"] for r in reversed(res["backlog"]) if r["variant"] == "ours"), {})
         if kpi:
             lines.append("KPI query state (ours, largest over the drain): " + "; ".join(
                 f"{op} {v['rows']:,} rows, {v['bytes'] / 2**20:.1f} MiB" for op, v in kpi.items()) + ".")
         lines.append("")
 
-    lines += ["## Latency against load", "",
-              f"`runner apply` running (one process per mode, started fresh), input from Kafka's "
-              f"ProducerPerformance (a JVM of its own) drawing records at random from a payload file of "
-              f"{min(20000, a['rates'][0] * int(a['step_s'])):,}+ real records with event_time near now; "
-              f"each rate for {a['step_s']:.0f} s after a {a['warmup_s']:.0f} s warm-up, rising until the pipeline "
-              f"saturates (achieved rate under 90% of the asked, the step not processed 60 s after it ended, "
-              f"or alert p99 over {a['saturation_p99_s']:.0f} s). Alert latency: the alert's Kafka timestamp minus its "
-              "transaction's Kafka timestamp, joined on the transaction's partition and offset by the "
-              "benchmark's consumer. Parquet freshness: the commit time of the Parquet file holding the alert "
-              "(its `_spark_metadata` log entry) minus the transaction's Kafka timestamp.", ""]
     if res.get("latency"):
+        lines += [
+            "## Latency against load", "",
+            "`runner apply` running (one process per mode, started fresh), input from Kafka's "
+            "ProducerPerformance (a JVM of its own) drawing records at random from a payload file of real "
+            f"records with event_time near now; each rate for {a['step_s']:.0f} s after a {a['warmup_s']:.0f} s "
+            "warm-up, rising until the pipeline saturates (achieved rate under 90% of the asked, the step not "
+            f"processed 60 s after it ended, or alert p99 over {a['saturation_p99_s']:.0f} s). Alert latency: the "
+            "alert's Kafka timestamp minus its transaction's Kafka timestamp, joined on the transaction's "
+            "partition and offset by the benchmark's consumer. Parquet freshness: the commit time of the Parquet "
+            "file holding the alert (its `_spark_metadata` log entry) minus the transaction's Kafka timestamp.", ""]
         lines += latency_table(res) + ["", f"![latency against rate]({png_name})", ""]
         for m in res["latency"]:
             h = held(m["steps"])
+            state = "; ".join(f"{op} {v['rows']:,} rows, {v['bytes'] / 2**20:.1f} MiB"
+                              for op, v in m["kpi_state"].items()) or "none"
             lines.append(f"- {MODES[m['mode']]}: highest rate held with alert p99 <= 1 s: "
-                         + (f"**{h['achieved']:,.0f}/s** (asked {h['asked']:,}/s, p99 {h['p99']:,.0f} ms)" if h else "**none**")
+                         + (f"**{h['achieved']:,.0f}/s** (asked {h['asked']:,}/s, p99 {h['p99']:,.0f} ms)"
+                            if h else "**none**")
                          + f"; peak RSS of `runner apply` (Python + JVM) {_gib(m['peak_rss'])} GiB "
-                         f"(JVM {_gib(m['peak_jvm'])}); KPI state "
-                         + ("; ".join(f"{op} {v['rows']:,} rows, {v['bytes'] / 2**20:.1f} MiB"
-                                      for op, v in m["kpi_state"].items()) or "none")
-                         + f"; late rows {m['late_rows']}.")
+                         f"(JVM {_gib(m['peak_jvm'])}, runner's Python {_gib(m.get('peak_root', 0))}); "
+                         f"KPI state {state}; late rows {m['late_rows']}.")
         lines.append("")
 
     lines += ["## Against the design goals (issue 12)", ""] + goal_lines(res) + [""]
