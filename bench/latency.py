@@ -20,12 +20,13 @@ import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from urllib.parse import unquote
 
 import numpy as np
 import pyarrow.parquet as pq
 
 from bench import procs
-from bench.backlog import KPI_QUERY, read_progress, state_summary
+from bench.backlog import KPI_QUERY, dropped_late, read_progress, state_summary
 from bench.workload import PAYLOAD_MAX, bench_project, produce_paced, write_payload
 
 ALERTS_TOPIC = "fraud_alerts"
@@ -151,7 +152,7 @@ class ParquetCommits:
                 if not line.strip():
                     continue
                 entry = json.loads(line)
-                name = Path(entry["path"].split(":", 1)[-1]).name
+                name = unquote(Path(entry["path"]).name)   # a percent-encoded file: URI
                 if name in self.rows or entry.get("action", "add") != "add":
                     continue
                 t = pq.read_table(self.folder / name, columns=["kafka_partition", "kafka_offset"])
@@ -317,13 +318,7 @@ def run_mode(ctx, mode: str, rates: list[int], *, max_rate: int, step_s: float, 
         ladder.stop()
     kpi = read_progress(ladder.run_dir, KPI_QUERY)
     result.kpi_state = state_summary(kpi)
-    result.late_rows = sum(int(op.get("numRowsDroppedByWatermark") or 0)
-                           for p in kpi for op in p.get("stateOperators") or [])
+    result.late_rows = dropped_late(kpi)
     result.peak_rss, result.peak_jvm, result.peak_root = ladder.rss.peak, ladder.rss.peak_jvm, ladder.rss.peak_root
     return result
 
-
-def highest_held(steps: list[Step], p99_ms: float = 1000.0) -> Step | None:
-    """The highest-rate step that kept up (not saturated) with alert p99 at or under p99_ms."""
-    held = [s for s in steps if not s.saturated and s.p99 is not None and s.p99 <= p99_ms]
-    return max(held, key=lambda s: s.achieved) if held else None

@@ -10,7 +10,6 @@ import json
 import os
 import platform
 import statistics
-import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
