@@ -20,6 +20,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from runner.errors import RunnerError
 from runner.stream import outputs
 from runner.stream.progress import ProgressTail, parquet_sinks
 
@@ -56,7 +57,9 @@ class Feed:
             return pd.DataFrame(columns=columns)
         try:
             return outputs.read(path, columns=columns)
-        except (OSError, ValueError):  # a file being replaced under us: next refresh reads it
+        except (OSError, ValueError, RunnerError):
+            # a file being replaced under us (on HDFS or S3 a RunnerError from runner/stream/storage.py):
+            # the next refresh reads it
             return pd.DataFrame(columns=columns)
 
     def snapshot(self) -> Snapshot:
