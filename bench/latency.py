@@ -87,7 +87,7 @@ class KafkaProbe:
         from kafka import KafkaConsumer
         # Small fetches: a timestamp lookup seeks to one offset and wants its batch, not a megabyte.
         self.consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
-                                      max_partition_fetch_bytes=64 * 1024, fetch_max_wait_ms=100)
+                                      max_partition_fetch_bytes=256 * 1024, fetch_max_wait_ms=100)
 
     def close(self) -> None:
         self.consumer.close()
@@ -113,7 +113,7 @@ class KafkaProbe:
                 out += [r for r in recs if r.offset < end[tp.partition]]
         return out
 
-    def timestamps(self, topic: str, wanted: dict[int, list[int]], limit_s: float = 120.0) -> dict[tuple[int, int], int]:
+    def timestamps(self, topic: str, wanted: dict[int, list[int]], limit_s: float = 600.0) -> dict[tuple[int, int], int]:
         """{(partition, offset): Kafka timestamp ms} for the wanted offsets: one seek per gap."""
         from kafka import TopicPartition
         found: dict[tuple[int, int], int] = {}
@@ -235,6 +235,8 @@ class Ladder:
         """Every record sent since apply started is scored: the route query wrote one scored event
         per valid record (all of the bench's are), counted from the same start. Cumulative, so a
         step that a previous step's backlog overlaps is not taken as done early."""
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"runner apply exited {self.proc.returncode} during the steps; see {self.log}")
         scored = sum(self.probe.end_offsets(SCORED_TOPIC).values()) - self.scored_base
         return scored >= sum(self.probe.end_offsets(self.topic).values()) - self.source_base
 

@@ -4,6 +4,9 @@ Three independent queries over the same topic (alerts to Kafka, alerts to Parque
 the console), each parsing every record with from_json and scoring it with
 PipelineModel.transform plus a Python UDF that takes probability[1] (the notebook's
 `extract_prob`, including its `except: return 0.0`).
+
+`make bench` runs it as a process of its own, with the notebook's session settings:
+    python -m bench.seed_pipeline --bootstrap HOST:PORT --topic T --model MODEL_DIR --work DIR
 """
 from __future__ import annotations
 
