@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 JARS   := jvm/lib
 
-.PHONY: setup test demo bench clean browser
+.PHONY: setup test test-fast lint demo bench clean browser
 
 setup: $(VENV)/.installed $(JARS)/.resolved browser
 
@@ -41,6 +41,15 @@ demo: setup
 
 test: setup
 	$(BIN)/python -m pytest tests
+
+# The pure core (graph, verdicts, routes, output reading): no Spark session, no Kafka (about 30 s
+# on a loaded 2-core machine, most of it compiling edited copies of the project).
+test-fast: $(VENV)/.installed
+	$(BIN)/python -m pytest -q tests/unit
+
+# ruff's rules and version are in pyproject.toml ([tool.ruff], the dev extras).
+lint: $(VENV)/.installed
+	$(BIN)/ruff check .
 
 clean:
 	rm -rf target output checkpoints checkpoints_archive .runtime

@@ -17,15 +17,16 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.errors import ParseError, TokenError
 
-from runner.compile.dialect import FraudSpark
-from runner.compile import routes
-from runner.errors import RunnerError
-from runner.files import replace_folder, write_atomic
-from runner.compile.graph import find_cycle, select as select_models, topological_order
 from runner.compile import manifest as handoff
+from runner.compile import routes
+from runner.compile.dialect import FraudSpark
+from runner.compile.graph import find_cycle, topological_order
+from runner.compile.graph import select as select_models
 from runner.compile.manifest import CompiledModel, Manifest, ModelConfig  # noqa: F401  (re-exported contract)
 from runner.compile.project import Project
 from runner.compile.render import MACRO_DIR, RenderedModel, Renderer
+from runner.errors import RunnerError
+from runner.files import replace_folder, write_atomic
 
 MANIFEST = handoff.MANIFEST_FILE
 COMPILED = "compiled"

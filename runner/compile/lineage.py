@@ -20,10 +20,10 @@ from sqlglot.lineage import lineage as sqlglot_lineage
 from sqlglot.optimizer.qualify import qualify
 
 from runner.compile.dialect import FraudSpark
-from runner.errors import RunnerError
 from runner.compile.manifest import Manifest
 from runner.compile.project import Project
 from runner.compile.render import source_view
+from runner.errors import RunnerError
 
 # Spark's Kafka source columns: what a source view holds.
 KAFKA_COLUMNS = {"key": "BINARY", "value": "BINARY", "topic": "STRING", "partition": "INT",

@@ -264,7 +264,8 @@ class _SinkSpec(_Declared):
 class KafkaSinkSpec(_SinkSpec):
     kind: Literal["kafka"]
     topic: Annotated[str, AfterValidator(_matching(_TOPIC, "kafka sink topic {value!r} is not a valid topic name"))]
-    key: Annotated[str, AfterValidator(_matching(_NAME, "kafka sink key must be a column name, got {value!r}"))] | None = None
+    key: Annotated[str, AfterValidator(_matching(_NAME, "kafka sink key must be a column name, got {value!r}"))] \
+        | None = None
 
 
 class _MicroBatchSinkSpec(_SinkSpec):
@@ -304,7 +305,8 @@ class ConfigSpec(_Declared):
     output_mode: Literal["append", "update", "complete"] = "append"
     trigger: Annotated[Any, AfterValidator(_trigger_text("trigger"))] = None
     watermark: WatermarkSpec | None = None
-    topic: Annotated[str, AfterValidator(_matching(_TOPIC, "config topic {value!r} is not a valid Kafka topic name"))] | None = None
+    topic: Annotated[str, AfterValidator(_matching(_TOPIC, "config topic {value!r} is not a valid Kafka topic name"))] \
+        | None = None
 
 
 def _first_problem(e: ValidationError, model: type[BaseModel], noun: str, raw: dict) -> tuple[str, str | None]:

@@ -210,7 +210,7 @@ class _Section(BaseModel):
 
 
 class VarDecl(_Section):
-    type: Literal[VAR_TYPES]   # noqa: F821  (a tuple of literals)
+    type: Literal[VAR_TYPES]   # a tuple of literals
     value: Any
 
 
@@ -325,7 +325,7 @@ def _yaml_line(file: Path, *keys: Any) -> str:
                 break
             node, line = found
         return f"{file}:{line}" if line else str(file)
-    except Exception:  # noqa: BLE001 -- a message without a line number is still a message
+    except Exception:  # a message without a line number is still a message
         return str(file)
 
 
@@ -383,7 +383,8 @@ def load_project(root: str | Path = ".", *, target: str | None = None, master: s
     root = Path(root).resolve()
     file = root / PROJECT_FILE
     if not file.exists():
-        raise RunnerError(f"no {PROJECT_FILE} in {root}", hint="run the runner from the project folder or pass --project DIR")
+        raise RunnerError(f"no {PROJECT_FILE} in {root}",
+                          hint="run the runner from the project folder or pass --project DIR")
     try:
         raw = yaml.safe_load(file.read_text()) or {}
     except yaml.YAMLError as e:

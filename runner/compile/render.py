@@ -20,10 +20,10 @@ from typing import Any, Callable
 
 import jinja2
 
-from runner.errors import RunnerError
 from runner.compile.features import ModelFeatures, model_features
-from runner.compile.manifest import DURATION, ModelConfig, parse_config, source_view  # noqa: F401  (source_view re-exported)
+from runner.compile.manifest import DURATION, ModelConfig, parse_config, source_view
 from runner.compile.project import FIELD_NAME, FIELD_TYPE, Project
+from runner.errors import RunnerError
 
 MACRO_DIR = "macros"
 _DOUBLE = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")

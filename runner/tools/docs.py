@@ -34,9 +34,8 @@ from sqlglot.errors import SqlglotError
 
 from runner.compile.compiler import compile_project
 from runner.compile.lineage import Lineage, SourceColumn
-from runner.compile.manifest import Manifest
+from runner.compile.manifest import Manifest, source_view
 from runner.compile.project import Project
-from runner.compile.manifest import source_view
 from runner.errors import RunnerError
 from runner.files import replace_folder
 
@@ -156,7 +155,8 @@ def build(project: Project, var_overrides: dict[str, str] | None = None, *, out_
     step(f"writing {out}")
     page = _environment().get_template("index.html.j2").render(
         project=project.name, generated=dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        with_spark=schemas is not None, models=models, vars=vars_, card=card, card_note=str(card_error) if card_error else None,
+        with_spark=schemas is not None, models=models, vars=vars_, card=card,
+        card_note=str(card_error) if card_error else None,
         pr_curve=PR_CURVE_ASSET if pr_curve else None,
         threshold=_threshold(vars_), queries=[s for m in models for s in m.sinks] + other_queries,
         dag=_dag(project, manifest, models),
@@ -170,7 +170,7 @@ def build(project: Project, var_overrides: dict[str, str] | None = None, *, out_
 # --------------------------------------------------------------------------- facts
 
 def _spark_schemas(project: Project, manifest: Manifest, spark, step) -> dict:
-    from runner.stream import apply as runtime   # lazy: Spark only when asked for
+    from runner.stream import apply as runtime  # lazy: Spark only when asked for
 
     own = spark is None
     if own:
@@ -186,7 +186,7 @@ def _spark_schemas(project: Project, manifest: Manifest, spark, step) -> dict:
 
 
 def _plans(project: Project, manifest: Manifest, var_overrides: dict[str, str] | None) -> list:
-    from runner.stream import apply as runtime   # lazy: being rewritten; only .name/.group/.verdict are used
+    from runner.stream import apply as runtime  # lazy: being rewritten; only .name/.group/.verdict are used
 
     return runtime.plan(project, manifest, var_overrides) if var_overrides else runtime.plan(project, manifest)
 
@@ -238,7 +238,8 @@ def _sinks(manifest: Manifest, plans: list) -> tuple[dict[str, list[SinkDoc]], l
     for m in manifest.models:
         for i, sink in enumerate(m.config.sinks):
             detail = {"kafka": "topic", "parquet": "path", "memory": "name"}.get(sink["kind"])
-            doc = SinkDoc(f"sink:{m.name}:{i}", m.name, f"{sink['kind']}: {sink[detail]}" if detail else sink["kind"], sink)
+            label = f"{sink['kind']}: {sink[detail]}" if detail else sink["kind"]
+            doc = SinkDoc(f"sink:{m.name}:{i}", m.name, label, sink)
             p = by_name.pop(f"{m.name}__{_sink_id(m.config.sinks, i)}", None)
             out[m.name].append(_attach(doc, p) if p else doc)
     orphans = []

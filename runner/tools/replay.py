@@ -107,7 +107,8 @@ def send(options: Mapping[str, str], topic: str, rows: pd.DataFrame, *, start: d
                          first_error=first_error[0] if first_error else None)
 
 
-def load_rows(data: str | None, synthetic: int | None, seed: int = 42, limit: int | None = None) -> tuple[pd.DataFrame, str]:
+def load_rows(data: str | None, synthetic: int | None, seed: int = 42,
+              limit: int | None = None) -> tuple[pd.DataFrame, str]:
     """The rows to replay and an id prefix naming where they came from."""
     if (data is None) == (synthetic is None):
         raise RunnerError("give --data PATH or --synthetic N")

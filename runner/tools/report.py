@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from runner.stream import outputs
 from runner.errors import RunnerError
-from runner.stream.progress import parse_time, parquet_sinks, read_all
+from runner.stream import outputs
+from runner.stream.progress import parquet_sinks, parse_time, read_all
 
 THRESHOLD_PNG = "threshold_precision_recall.png"
 KPI_PNG = "alerts_per_minute.png"
@@ -206,8 +206,10 @@ def build(project, out_dir: str | Path | None = None, *, title: str = "fraud-str
     # read-only: a stale target/manifest.json is recompiled in memory, never rewritten
     paths = parquet_sinks(project, manifest or current_manifest(project, write=False))
     kpis = outputs.read(paths["kpi_per_minute"]) if "kpi_per_minute" in paths else pd.DataFrame()
-    alerts = outputs.read(paths["fraud_alerts"], columns=["txn_id", "Class"]) if "fraud_alerts" in paths else pd.DataFrame()
-    rejected = outputs.read(paths["rejected_transactions"], columns=["reason"]) if "rejected_transactions" in paths else pd.DataFrame()
+    alerts = (outputs.read(paths["fraud_alerts"], columns=["txn_id", "Class"])
+              if "fraud_alerts" in paths else pd.DataFrame())
+    rejected = (outputs.read(paths["rejected_transactions"], columns=["reason"])
+                if "rejected_transactions" in paths else pd.DataFrame())
     batches = read_all(project.runtime_dir / "progress")
 
     threshold_plot(card, float(chosen) if chosen is not None else None, folder / THRESHOLD_PNG)
@@ -251,8 +253,8 @@ def build(project, out_dir: str | Path | None = None, *, title: str = "fraud-str
            "| query | batches | rows | median batch (ms) | p95 batch (ms) | max batch (ms) |",
            "|---|---:|---:|---:|---:|---:|"]
     for q, v in lat.items():
-        md.append(f"| {q} | {v['batches']:,} | {v['rows']:,} | {v['median_ms'] if v['median_ms'] is not None else 'n/a'} | "
-                  f"{v['p95_ms'] if v['p95_ms'] is not None else 'n/a'} | {v['max_ms'] if v['max_ms'] is not None else 'n/a'} |")
+        ms = {k: "n/a" if v[k] is None else v[k] for k in ("median_ms", "p95_ms", "max_ms")}
+        md.append(f"| {q} | {v['batches']:,} | {v['rows']:,} | {ms['median_ms']} | {ms['p95_ms']} | {ms['max_ms']} |")
     md += ["", "Batch latency is Spark's `triggerExecution` per batch with rows (from .runtime/progress/).", ""]
     (folder / REPORT_MD).write_text("\n".join(md))
     return Report(folder, [folder / THRESHOLD_PNG, folder / KPI_PNG, folder / LATENCY_PNG], folder / REPORT_MD, numbers)

@@ -30,9 +30,9 @@ from typing import Any
 
 import yaml
 
-from runner.errors import RunnerError
 from runner.compile.manifest import source_view
 from runner.compile.project import Project
+from runner.errors import RunnerError
 
 # What Spark's Kafka source gives a source view (the runtime registers the same columns).
 KAFKA_SOURCE_DDL = ("key BINARY, value BINARY, topic STRING, partition INT, offset BIGINT, "

@@ -16,6 +16,7 @@ import udfs
 from runner.errors import RunnerError
 from runner.tools.synth import COLUMNS, generate
 from runner.tools import train as training
+from udfs.gbt_sql import gbt_expression
 
 N_TRAIN = 20_000
 ARGS = ", ".join(udfs.FEATURES)
@@ -188,6 +189,21 @@ def test_fraud_prob_plan_has_no_python_node(spark, models, scoring_rows, kind):
     assert "BatchEvalPython" in seed or "ArrowEvalPython" in seed
 
 
+def test_gbt_projection_stays_out_of_whole_stage_codegen(spark, models, scoring_rows):
+    """The GBT's trees would overflow whole-stage codegen's single 64 KB method (and Spark would retry
+    and fail that compile on every execution); its expression keeps its projection out of whole-stage
+    codegen by itself (udfs/gbt_sql.py), in any session. The small LR expression stays in it (control)."""
+    def project_line(kind: str) -> str:
+        udfs.register(spark, models[kind].model_dir)
+        plan = executed_plan(scoring_rows.selectExpr("rid", f"fraud_prob({ARGS}) AS p"))
+        return next(line for line in plan.splitlines() if "Project [" in line).lstrip(" +-:")
+
+    assert project_line("lr").startswith("*("), "control: the LR projection is whole-stage generated"
+    assert not project_line("gbt").startswith("*("), "the GBT projection was put into whole-stage codegen"
+    body, summary = gbt_expression(models["gbt"].model_dir / "pipeline")
+    assert summary["trees"] == 6 and body.count("\n") < 20, "one line per tree: Spark parses the body per query"
+
+
 @pytest.mark.parametrize("kind", ["lr", "gbt"])
 def test_fraud_prob_null_feature_gives_null(spark, models, kind):
     udfs.register(spark, models[kind].model_dir)
@@ -208,7 +224,8 @@ def test_zero_std_feature_drops_out(spark):
     sql = lr_expression(params)
     assert "`V4`" not in sql
     values = dict(zip(udfs.FEATURES, x))
-    got = spark.sql(f"SELECT {sql} AS p FROM (SELECT {', '.join(f'{float(v)!r}D AS `{k}`' for k, v in values.items())})").first().p
+    row = ", ".join(f"{float(v)!r}D AS `{k}`" for k, v in values.items())
+    got = spark.sql(f"SELECT {sql} AS p FROM (SELECT {row})").first().p
     scale = np.array([0.0 if s == 0 else 1.0 / s for s in params["scaler_std"]])
     margin = params["intercept"] + float(np.dot(params["coefficients"], (x - params["scaler_mean"]) * scale))
     assert abs(got - 1 / (1 + np.exp(-margin))) < 1e-12

@@ -11,9 +11,9 @@ import sqlglot
 
 from runner.compile.compiler import compile_project
 from runner.compile.dialect import FraudSpark
-from runner.errors import RunnerError
 from runner.compile.manifest import Manifest
 from runner.compile.project import load_project
+from runner.errors import RunnerError
 
 MODELS = ["stg_parsed", "rejected_transactions", "scored_transactions",
           "fraud_alerts", "kpi_events", "kpi_per_minute"]
@@ -144,8 +144,8 @@ def test_cli_compile_exits_non_zero_with_file_line(project_copy, runner_cmd):
     ok = subprocess.run([*runner_cmd, "--project", str(project_copy), "compile"], capture_output=True, text=True)
     assert ok.returncode == 0, ok.stderr
     assert "fraud_alerts" in ok.stdout and (project_copy / "target" / "manifest.json").exists()
-    bad = subprocess.run([*runner_cmd, "--project", str(project_copy), "compile", "--var", "threshold=0.9; DROP TABLE x"],
-                         capture_output=True, text=True)
+    bad = subprocess.run([*runner_cmd, "--project", str(project_copy), "compile",
+                          "--var", "threshold=0.9; DROP TABLE x"], capture_output=True, text=True)
     assert bad.returncode == 1 and "threshold" in bad.stderr and "DROP" in bad.stderr
     edit(project_copy, "sql/kpis/kpi_events.sql", "ref('scored_transactions')", "ref('nope')")
     bad = subprocess.run([*runner_cmd, "--project", str(project_copy), "compile"], capture_output=True, text=True)
@@ -168,7 +168,8 @@ def test_fingerprint_ignores_formatting_but_not_threshold(project_copy):
     path = project_copy / "sql/alerts/fraud_alerts.sql"
     body = path.read_text().split("\n\n", 1)
     path.write_text(body[0] + "\n\n-- reformatted by hand\nselect   txn_id,\n   event_time, Amount, Class, fraud_prob,"
-                    " is_alert, kafka_partition, kafka_offset\n\n  from {{ ref('scored_transactions') }}  where is_alert\n")
+                    " is_alert, kafka_partition, kafka_offset\n\n"
+                    "  from {{ ref('scored_transactions') }}  where is_alert\n")
     after = compile_project(project, write=False)
     assert after.model("fraud_alerts").sql != before.model("fraud_alerts").sql
     assert after.model("fraud_alerts").fingerprint == before.model("fraud_alerts").fingerprint
@@ -194,7 +195,8 @@ def test_from_json_schema_is_project_yml_source_schema(project_copy):
     ddl = from_json_schema(compile_project(load_project(project_copy), write=False))
     fields = [f.strip().split(" ", 1) for f in ddl.split(",")]
     # every field of project.yml in its order and type, event_time read as text, _corrupt_record last
-    assert fields == [[k, "STRING" if k == "event_time" else v] for k, v in schema.items()] + [["_corrupt_record", "STRING"]]
+    assert fields == ([[k, "STRING" if k == "event_time" else v] for k, v in schema.items()]
+                      + [["_corrupt_record", "STRING"]])
 
     add_schema_field(project_copy, "merchant_id", "STRING")
     after = from_json_schema(compile_project(load_project(project_copy), write=False))
@@ -243,7 +245,8 @@ def test_lineage_of_fraud_prob_is_the_features_of_the_value(repo, runner_cmd):
     assert len(features) > 1 and "Time" not in features
     want = sorted(f"kafka.transactions.value: {f}" for f in features)
     assert sorted(got) == want and got[0] == "kafka.transactions.value: Amount"   # fields in natural order
-    assert [str(c) for c in column_lineage(project, manifest, "fraud_alerts.kafka_offset")] == ["kafka.transactions.offset"]
+    offset = column_lineage(project, manifest, "fraud_alerts.kafka_offset")
+    assert [str(c) for c in offset] == ["kafka.transactions.offset"]
     with pytest.raises(RunnerError):
         column_lineage(project, manifest, "fraud_alerts.no_such_column")
     out = subprocess.run([*runner_cmd, "--project", str(repo), "lineage", "fraud_alerts.fraud_prob"],

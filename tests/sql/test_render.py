@@ -3,15 +3,16 @@ from __future__ import annotations
 
 import pytest
 
-from runner.errors import RunnerError
-from runner.compile.project import VarSpec, load_project
+from runner.compile.project import load_project
 from runner.compile.render import VAR_LITERALS, SqlVar, resolve_vars, sql_string
+from runner.errors import RunnerError
 
 
 @pytest.mark.parametrize("kind, value, literal, raw", [
     ("double", 0.9, "0.9", 0.9), ("double", "0.85", "0.85", 0.85), ("double", "1e-3", "0.001", 0.001),
     ("int", 4096, "4096", 4096), ("int", "-3", "-3", -3),
-    ("interval", "2 minutes", "INTERVAL '2 minutes'", "2 minutes"), ("interval", "1 second", "INTERVAL '1 second'", "1 second"),
+    ("interval", "2 minutes", "INTERVAL '2 minutes'", "2 minutes"),
+    ("interval", "1 second", "INTERVAL '1 second'", "1 second"),
     ("string", "it's", "'it\\'s'", "it's"), ("string", "a\\'; DROP", "'a\\\\\\'; DROP'", "a\\'; DROP"),
     ("boolean", True, "TRUE", True), ("boolean", "false", "FALSE", False),
 ])
@@ -32,6 +33,7 @@ def test_bad_values_are_refused(kind, value):
 
 def test_string_literal_round_trips_through_sqlglot():
     import sqlglot
+
     from runner.compile.dialect import FraudSpark
 
     for text in ["plain", "it's", "back\\slash", "'; DROP TABLE x; --"]:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from runner.compile.project import load_project
-from runner.tools.sqltest import check_case, load_cases, run_model, frame
+from runner.tools.sqltest import check_case, frame, load_cases, run_model
 
 HERE = Path(__file__).resolve().parent
 CASES = [case for path in sorted(HERE.glob("*.yml")) for case in load_cases(path)]
