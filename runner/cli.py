@@ -567,8 +567,9 @@ def docs_cmd(ctx, vars_, no_spark, out_dir):
               help="How many rows to replay (the first N of data/creditcard.csv, or N synthetic rows).")
 @click.option("--speedup", type=click.FloatRange(min=0, min_open=True), default=None, metavar="X",
               help="Event-time seconds replayed per wall second.  [default: replay the rows in about 90 s]")
-@click.option("--train-rows", default=20000, show_default=True, type=click.IntRange(min=1000),
-              help="Synthetic rows to train on when there is no data/creditcard.csv.")
+@click.option("--train-rows", default=None, type=click.IntRange(min=1000),
+              help="Synthetic rows to train on when there is no data/creditcard.csv.  "
+                   "[default: 320,000, enough for 100+ frauds in the model's test part]")
 @click.option("--data", type=click.Path(dir_okay=False), default=None,
               help="A creditcard.csv-layout file.  [default: data/creditcard.csv if it exists, else synthetic rows]")
 @click.option("--port", default=9092, show_default=True, type=click.IntRange(1, 65535),
@@ -584,7 +585,8 @@ def demo_cmd(ctx, rows, speedup, train_rows, data, port, timeout, report_dir):
     write the report. State goes to .runtime/demo/<time>/, never to your own runs' folders."""
     from runner.tools import demo
 
-    opts = demo.DemoOptions(rows=rows, speedup=speedup, train_rows=train_rows, port=port, timeout_s=timeout,
+    opts = demo.DemoOptions(rows=rows, speedup=speedup, train_rows=train_rows or demo.SYNTHETIC_TRAIN_ROWS,
+                            port=port, timeout_s=timeout,
                             report_dir=Path(report_dir) if report_dir else None,
                             data=Path(data) if data else None)
     result = demo.run(ctx.project, opts, console)
