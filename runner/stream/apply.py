@@ -41,17 +41,9 @@ class QueryPlan:
         return self.spec.query_name
 
 
-def effective_vars(project, overrides: dict[str, str] | None, manifest=None) -> dict:
-    """{name: value as text} of the vars the models were compiled with, as the manifest records
-    them (compile resolved project.yml's values and the --var overrides); without `manifest`,
-    the one this process compiled or loaded for these overrides. Never renders Jinja."""
-    from runner.compile.manifest import compiled_for
-    return (manifest or compiled_for(project, overrides)).var_values()
-
-
 def plan(project, manifest, var_overrides: dict[str, str] | None = None) -> list[QueryPlan]:
     """The verdict for every (model, sink) query against its checkpoint. No Spark needed."""
-    vars_ = effective_vars(project, var_overrides)
+    vars_ = manifest.var_values()   # as compile resolved them, --var overrides included
     src = sources.source_identity(project)
     out = []
     for model in manifest.models:
@@ -217,7 +209,8 @@ def trigger_for(members: list[QueryPlan], manifest, available_now: bool, realtim
 REALTIME_CHECKPOINT_INTERVAL = "5 minutes"
 REALTIME_FALLBACK = "200 milliseconds"
 # How long a reader remembers a routed record's source offset to drop a repeat: the route query's
-# Kafka sink is at-least-once, and a batch it replays after a crash is rewritten within seconds.
+# Kafka sink is at-least-once, and after a crash it rewrites what it had not committed, at most
+# one checkpoint interval of records; so this must stay longer than REALTIME_CHECKPOINT_INTERVAL.
 REPEAT_HORIZON = "10 minutes"
 
 

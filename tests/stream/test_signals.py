@@ -15,7 +15,7 @@ def test_replay_cli_then_sigterm_stops_apply_cleanly(stream_project, tmp_path):
 
     log = tmp_path / "apply.log"
     proc = sp.popen("apply", log=log)
-    shared = sp.root / "checkpoints" / "scored_transactions__topics"
+    shared = sp.root / "checkpoints" / "fraud_alerts__parquet"   # a micro-batch query (the route query commits per checkpoint interval)
     try:
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline and checkpoints.last_committed_batch(shared) is None:
@@ -31,4 +31,4 @@ def test_replay_cli_then_sigterm_stops_apply_cleanly(stream_project, tmp_path):
     assert "stopped (signal)" in text
     assert "started fraud_alerts__parquet" in text
     assert len(outputs.read(sp.output("rejected"))) == 0
-    assert (sp.root / ".runtime" / "progress" / "scored_transactions__topics.jsonl").exists()
+    assert (sp.root / ".runtime" / "progress" / "fraud_alerts__parquet.jsonl").exists()
