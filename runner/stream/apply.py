@@ -149,9 +149,12 @@ class ProgressLog:
 
         self.listener = Listener()
         self.on_batch = on_batch
+        self.realtime: set[str] = set()   # names of the queries running in Real-time Mode
         self._lock = threading.Lock()
 
     def record(self, progress: dict) -> None:
+        if progress.get("name") in self.realtime:
+            progress["realtime"] = True   # Spark's progress does not say; readers skip its "latency"
         with self._lock:
             with open(self.folder / f"{progress.get('name')}.jsonl", "a") as f:
                 f.write(json.dumps(progress) + "\n")
@@ -166,7 +169,9 @@ def summarize(progress: dict) -> dict:
     dropped = sum(int(op.get("numRowsDroppedByWatermark") or 0) for op in progress.get("stateOperators") or [])
     return {"name": progress.get("name"), "batch": progress.get("batchId"), "rows": rows,
             "rows_per_s": float(progress.get("processedRowsPerSecond") or 0.0), "duration_ms": duration,
-            "late_rows": dropped, "timestamp": progress.get("timestamp")}
+            "late_rows": dropped, "timestamp": progress.get("timestamp"),
+            # a Real-time Mode batch is a checkpoint interval, not a latency (see ProgressLog)
+            "realtime": bool(progress.get("realtime"))}
 
 
 @dataclass
@@ -254,7 +259,7 @@ def starting_offsets(project, manifest, plans: list[QueryPlan]) -> dict[str, str
 def start_queries(spark, project, manifest, plans: list[QueryPlan], *, available_now: bool,
                   extra_source_options: dict | None = None, realtime: bool = True,
                   kinds: tuple[str, ...] = (topology.ROUTE, topology.MIRROR, topology.STATEFUL),
-                  starting: dict[str, str] | None = None) -> list:
+                  starting: dict[str, str] | None = None, progress_log: "ProgressLog | None" = None) -> list:
     """Register sources, fraud_prob and views, then start the queries of the given kinds."""
     import udfs
 
@@ -289,6 +294,8 @@ def start_queries(spark, project, manifest, plans: list[QueryPlan], *, available
                       .outputMode("update" if "realTime" in trigger else "append"))
             q = (writer.trigger(**trigger) if trigger else writer).start()
             q.realtime = "realTime" in trigger
+            if q.realtime and progress_log is not None:
+                progress_log.realtime.add(name)
             queries.append(q)
             continue
         for ref, topic in query.reads.items():
@@ -412,7 +419,7 @@ def run(spark, project, manifest, plans: list[QueryPlan], *, available_now: bool
     spark.streams.addListener(progress.listener)
     queries = []
     start = dict(available_now=available_now, extra_source_options=extra_source_options, realtime=realtime,
-                 starting=starting_offsets(project, manifest, plans))
+                 starting=starting_offsets(project, manifest, plans), progress_log=progress)
     deadline = time.monotonic() + timeout_s if timeout_s else None
     try:
         if available_now:
