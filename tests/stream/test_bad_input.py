@@ -16,13 +16,12 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from streamkit import StreamProject, apply_in_process
 
 from runner.compile.project import load_project
 from runner.stream import outputs
 from runner.tools import replay
 from runner.tools.synth import generate
-
-from streamkit import StreamProject, apply_in_process
 
 START = datetime(2026, 2, 1, 12, 0, tzinfo=timezone.utc)
 MAX_BYTES = 4096          # project.yml raw_value_max_bytes
@@ -133,7 +132,8 @@ def bad_run(spark, broker, lr_model, tmp_path_factory):
 def scored_rows(spark, sp: StreamProject):
     """Every scored row (alert or not): the compiled models evaluated in batch over the same topic,
     exact (the streamed alerts are checked against it below)."""
-    from runner.stream import apply as runtime, sources
+    from runner.stream import apply as runtime
+    from runner.stream import sources
 
     project, manifest = sp.load(), sp.compile()
     (spark.read.format("kafka").option("kafka.bootstrap.servers", sp.broker.bootstrap)

@@ -11,6 +11,7 @@ from streamkit import consume_keys, reference_alerts
 from runner.stream import checkpoints, outputs
 from runner.tools import replay
 from runner.tools.synth import generate
+from runner.waits import wait_until
 
 START = datetime(2026, 3, 1, 8, 0, tzinfo=timezone.utc)
 
@@ -25,16 +26,21 @@ def test_sigkill_mid_stream_then_restart_loses_nothing(spark, stream_project, lr
     sender = None
     try:
         # Once the first batch is committed, send the rest while it runs, then kill it mid-flight.
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline and checkpoints.last_committed_batch(shared) is None:
+        def running() -> None:
             assert proc.poll() is None, (tmp_path / "apply1.log").read_text()[-3000:]
-            time.sleep(0.5)
-        assert checkpoints.last_committed_batch(shared) is not None, "apply never committed a batch"
+
+        wait_until(lambda: running() or checkpoints.last_committed_batch(shared) is not None,
+                   timeout_s=300, interval_s=0.5, message="apply's first committed batch")
         # txn_ids continue the head's numbering, so the reference below covers all 5,000 rows.
         tail_ids = tail.reset_index(drop=True)
-        sender = threading.Thread(target=_send_tail, args=(sp, tail_ids), daemon=True)
+        sent = {"n": 0}
+        sender = threading.Thread(target=_send_tail, args=(sp, tail_ids, sent), daemon=True)
         sender.start()
-        time.sleep(4)
+        # Mid-flight: a few seconds' worth of the tail (400 rows at 100/s) is on the topic while
+        # apply runs, and the replay is still sending when the kill comes.
+        wait_until(lambda: running() or sent["n"] >= 400, timeout_s=120, interval_s=0.1,
+                   message=lambda: f"400 rows of the tail sent ({sent['n']} so far)")
+        running()
         assert sender.is_alive(), "the replay ended before the kill; the test would prove nothing"
         proc.send_signal(signal.SIGKILL)
         proc.wait(30)
@@ -56,8 +62,8 @@ def test_sigkill_mid_stream_then_restart_loses_nothing(spark, stream_project, lr
     assert set(expected) <= set(on_kafka)                       # at-least-once: repeats allowed
 
 
-def _send_tail(sp, tail) -> None:
-    """The rest of the rows, at 100/s, numbered after the first 1,500."""
+def _send_tail(sp, tail, sent: dict) -> None:
+    """The rest of the rows, at 100/s, numbered after the first 1,500; counts them in sent["n"]."""
     from kafka import KafkaProducer
 
     pairs = replay.records(tail, start=START, id_prefix="crash")
@@ -66,6 +72,7 @@ def _send_tail(sp, tail) -> None:
         n = 1500 + i
         producer.send(sp.topic, key=f"crash-{n:08d}".encode(),
                       value=value.replace(key, f"crash-{n:08d}".encode()))
-        time.sleep(0.01)
+        sent["n"] = i + 1
+        time.sleep(0.01)   # the pace of the stream (100 rows/s), not a synchronisation
     producer.flush(60)
     producer.close()

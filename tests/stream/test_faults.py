@@ -3,29 +3,25 @@ from __future__ import annotations
 
 import shutil
 import threading
-import time
 from datetime import datetime, timezone
 
-from runner.tools import kafka_local, replay
-from runner.stream import outputs
-from runner.tools.synth import generate
-
 from streamkit import StreamProject, apply_in_process, reference_alerts
+
+from runner.stream import outputs
+from runner.tools import kafka_local, replay
+from runner.tools.synth import generate
+from runner.waits import wait_until
 
 START = datetime(2026, 3, 1, 8, 0, tzinfo=timezone.utc)
 
 
-def _wait_for(cond, timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if cond():
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}")
+def _wait_for(cond, timeout_s: float, what) -> None:
+    wait_until(cond, timeout_s=timeout_s, interval_s=0.5, message=what)
 
 
 def _committed(sp: StreamProject, name: str) -> bool:
-    return any(sp.output(name).glob("batch=*"))        # the fan-out's committed batch folders
+    # Whichever layout the sink writes (Spark's _spark_metadata log or batch= folders).
+    return bool(outputs.committed_files(sp.output(name)))
 
 
 def test_broker_restart_mid_stream_loses_nothing(spark, tmp_path, lr_model):
@@ -55,8 +51,19 @@ def test_broker_restart_mid_stream_loses_nothing(spark, tmp_path, lr_model):
         try:
             _wait_for(lambda: _committed(sp, "alerts"), 120, "the first committed alerts batch")
             kafka_local.stop(data)
-            time.sleep(8)                                   # queries keep polling a dead broker
-            assert worker.is_alive(), box.get("result")     # nothing died while it was down
+            # The queries keep polling the dead broker: every running query is seen inside a
+            # trigger (asking Kafka for offsets, or the real-time query's long batch) after the stop.
+            seen: set[str] = set()
+
+            def every_query_polled_the_dead_broker() -> bool:
+                assert worker.is_alive(), box.get("result")    # nothing died while it was down
+                active = {q.name: q for q in spark.streams.active}
+                seen.update(name for name, q in active.items() if q.status["isTriggerActive"])
+                return bool(active) and set(active) <= seen
+
+            _wait_for(every_query_polled_the_dead_broker, 90,
+                      lambda: f"a trigger of every query with the broker down (seen: {sorted(seen)})")
+            assert worker.is_alive(), box.get("result")
             kafka_local.start(data, port)
             replay.send(sp.kafka, sp.topic, rows2, start=START.replace(hour=9), id_prefix="r2")
             _wait_for(lambda: set(outputs.read(sp.output("alerts"))["txn_id"]) >= expected or not worker.is_alive(),
