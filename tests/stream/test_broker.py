@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from runner.tools import kafka_local
 from runner.errors import RunnerError
 from runner.stream.kafka_clients import ensure_topics, list_topics
+from runner.tools import kafka_local
 
 
 def _produce(bootstrap: str, topic: str, values: list[bytes]) -> None:
@@ -232,8 +232,8 @@ def test_cluster_ids_never_start_with_a_dash(monkeypatch):
 def _min_insync(admin_client, topic: str) -> str:
     from kafka.admin import ConfigResource, ConfigResourceType
 
-    res = admin_client.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topic, configs=["min.insync.replicas"])],
-                                        config_filter="all")
+    wanted = ConfigResource(ConfigResourceType.TOPIC, topic, configs=["min.insync.replicas"])
+    res = admin_client.describe_configs([wanted], config_filter="all")
     return res["topic"][topic]["min.insync.replicas"]["value"]
 
 
