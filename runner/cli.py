@@ -255,11 +255,21 @@ def plan_cmd(ctx, vars_, no_spark):
 @click.option("--quiet", is_flag=True, help="No per-batch progress lines.")
 @click.option("--realtime/--no-realtime", default=True, show_default=True,
               help="Run Kafka sinks marked trigger='realtime' in Spark's Real-time Mode (else micro-batches).")
+@click.option("--status-file", type=click.Path(dir_okay=False), default=None, metavar="PATH",
+              help='For a supervisor (runner demo uses it): JSON {"state": "started"|"error"|"stopped", ...}, '
+                   "replaced atomically as apply starts its queries, fails or stops.")
 @pass_ctx
-def apply_cmd(ctx, vars_, available_now, timeout, resets, quiet, realtime):
+def apply_cmd(ctx, vars_, available_now, timeout, resets, quiet, realtime, status_file):
     """Start the streams: Kafka sources, fraud_prob, the models' views in DAG order, and one
     streaming query per sink, each with its own checkpoint. Refuses INCOMPATIBLE changes
     unless --reset. Ctrl-C (or SIGTERM) stops every query cleanly and exits 0."""
+    from runner.stream import run_status
+
+    with run_status.reporting(status_file) as status:
+        _apply(ctx, vars_, available_now, timeout, resets, quiet, realtime, status)
+
+
+def _apply(ctx, vars_, available_now, timeout, resets, quiet, realtime, status) -> None:
     import threading
 
     from runner.stream import apply as runtime
@@ -285,6 +295,7 @@ def apply_cmd(ctx, vars_, available_now, timeout, resets, quiet, realtime):
 
     def on_started(queries) -> None:
         started = {q.name for q in queries}
+        status.started(sorted(started))
         for p in (p for p in plans if p.group in started):
             console.print(f"started {p.name:<34} -> {p.spec.sink['kind']}: {p.spec.location}  "
                           f"(query {p.group}, checkpoint {p.checkpoint})", highlight=False)
@@ -298,6 +309,7 @@ def apply_cmd(ctx, vars_, available_now, timeout, resets, quiet, realtime):
         spark.stop()   # drains Spark's listener bus while Python still answers its callbacks
     if result.error:
         raise RunnerError(result.error, hint="fix the cause and run `runner apply` again; checkpoints resume where it stopped")
+    status.stopped(result.stopped_by)
     console.print(f"stopped ({result.stopped_by}); all {len(plans)} queries ended cleanly")
 
 

@@ -16,7 +16,6 @@ min.insync.replicas=2 still take acks=all writes.
 from __future__ import annotations
 
 import base64
-import contextlib
 import hashlib
 import json
 import os
@@ -24,15 +23,14 @@ import shutil
 import signal
 import socket
 import subprocess
-import time
 import uuid
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-import psutil
-
 from runner.errors import RunnerError
 from runner.stream.jars import jars
+from runner.tools import processes
+from runner.waits import WaitTimeout, wait_until
 
 HOST = "127.0.0.1"
 START_TIMEOUT_S = 90.0
@@ -149,19 +147,7 @@ def _free_ports(n: int, taken: set[int]) -> list[int]:
 
 def _alive(pid: int, started: float = 0.0) -> bool:
     """Whether pid is a running Kafka broker (and, when `started` is known, the one we started)."""
-    with contextlib.suppress(ChildProcessError):  # reap our own child, so it lingers as no zombie
-        os.waitpid(pid, os.WNOHANG)
-    try:
-        proc = psutil.Process(pid)
-        if proc.status() == psutil.STATUS_ZOMBIE:
-            return False
-        if started and abs(proc.create_time() - started) > 1.0:
-            return False  # the pid was recycled by another process
-        return MAIN_CLASS in proc.cmdline()
-    except psutil.NoSuchProcess:
-        return False
-    except psutil.AccessDenied:
-        return False  # another user's process: never a broker we started
+    return processes.alive(pid, started=started, cmdline_has=MAIN_CLASS)
 
 
 def recorded(data_dir: str | Path) -> BrokerState | None:
@@ -292,28 +278,26 @@ def _launch(java: str, classpath: str, node_dir: Path, heap: str) -> subprocess.
         )
 
 
-def _create_time(pid: int) -> float:
-    with contextlib.suppress(psutil.Error):
-        return psutil.Process(pid).create_time()
-    return 0.0
+_create_time = processes.create_time
 
 
 def _wait_until_up(state: BrokerState, procs: dict[int, subprocess.Popen], timeout_s: float) -> None:
     """Until every node has registered; a node that exits meanwhile stops the others and fails."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
+    def registered() -> bool:
         for node_id, proc in procs.items():
             if proc.poll() is not None:
                 log = state.node_dir(node_id) / "broker.log"
                 stop(state.data_dir)
                 raise RunnerError(f"Kafka node {node_id} exited with code {proc.returncode} while starting; "
                                   f"last lines of {log}:\n{tail(log)}")
-        if _brokers_registered(state.bootstrap, state.brokers):
-            return
-        time.sleep(0.5)
-    stop(state.data_dir)
-    raise RunnerError(f"Kafka did not answer on {state.bootstrap} with {state.brokers} broker(s) within "
-                      f"{timeout_s:.0f}s; see broker.log in {state.data_dir}")
+        return _brokers_registered(state.bootstrap, state.brokers)
+
+    try:
+        wait_until(registered, timeout_s=timeout_s, interval_s=0.5)
+    except WaitTimeout:
+        stop(state.data_dir)
+        raise RunnerError(f"Kafka did not answer on {state.bootstrap} with {state.brokers} broker(s) within "
+                          f"{timeout_s:.0f}s; see broker.log in {state.data_dir}") from None
 
 
 def start(data_dir: str | Path, port: int = 9092, *, brokers: int = 1, heap: str | None = None,
@@ -395,17 +379,18 @@ def start_node(data_dir: str | Path, node_id: int, *, heap: str = "384m",
     state = replace(state, nodes=tuple(fresh if n.node_id == node_id else n for n in state.nodes))
     _write_state(state)
     alive = {n.node_id for n in state.nodes if n.running}
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
+
+    def registered() -> bool:
         if proc.poll() is not None:
             log = state.node_dir(node_id) / "broker.log"
             raise RunnerError(f"Kafka node {node_id} exited with code {proc.returncode} while starting; "
                               f"last lines of {log}:\n{tail(log)}")
-        if _brokers_registered(fresh.address, len(alive)):
-            return state
-        time.sleep(0.5)
-    raise RunnerError(f"Kafka node {node_id} did not answer on {fresh.address} within {timeout_s:.0f}s; "
-                      f"see {state.node_dir(node_id) / 'broker.log'}")
+        return _brokers_registered(fresh.address, len(alive))
+
+    wait_until(registered, timeout_s=timeout_s, interval_s=0.5,
+               message=f"Kafka node {node_id} to answer on {fresh.address}",
+               hint=f"see {state.node_dir(node_id) / 'broker.log'}")
+    return state
 
 
 def _terminate(nodes: tuple[Node, ...], timeout_s: float) -> None:
@@ -414,19 +399,10 @@ def _terminate(nodes: tuple[Node, ...], timeout_s: float) -> None:
     All at once, not one by one: a node stopping last alone would wait in vain for a controller
     quorum (two of three voters) to hand its partitions over, until the deadline."""
     nodes = tuple(n for n in nodes if n.running)
-    for n in nodes:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(n.pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout_s
-    while any(n.running for n in nodes) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    for n in nodes:
-        if n.running:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(n.pid, signal.SIGKILL)
-    deadline = time.monotonic() + 5
-    while any(n.running for n in nodes) and time.monotonic() < deadline:
-        time.sleep(0.1)
+    processes.signal_all([n.pid for n in nodes], signal.SIGTERM)
+    if not processes.wait_gone(lambda: any(n.running for n in nodes), timeout_s):
+        processes.signal_all([n.pid for n in nodes if n.running], signal.SIGKILL)
+        processes.wait_gone(lambda: any(n.running for n in nodes), 5, interval_s=0.1)
 
 
 def stop(data_dir: str | Path, *, timeout_s: float = STOP_TIMEOUT_S) -> BrokerState | None:
