@@ -14,8 +14,10 @@ from pathlib import Path
 import pytest
 
 from runner.stream import outputs
+from runner.tools import processes
 from runner.tools.kafka_local import free_port
 from runner.tools.report import KPI_PNG, LATENCY_PNG, REPORT_MD, THRESHOLD_PNG
+from runner.waits import wait_until
 
 
 @pytest.fixture
@@ -36,19 +38,7 @@ def only_run(root: Path) -> Path:
 def left_over(run: Path) -> list[str]:
     """Processes the demo started (or their children: same session) that still run."""
     started = set(json.loads((run / "processes.json").read_text()).values())
-    alive = []
-    for d in Path("/proc").iterdir():
-        if not d.name.isdigit():
-            continue
-        try:
-            fields = (d / "stat").read_text().rsplit(")", 1)[1].split()
-            state, session = fields[0], int(fields[3])
-            cmd = (d / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except (OSError, IndexError, ValueError):
-            continue
-        if state != "Z" and (int(d.name) in started or session in started):
-            alive.append(f"{d.name}: {cmd[:120]}")
-    return alive
+    return processes.describe(processes.in_sessions(started))
 
 
 def test_demo_end_to_end(project_copy, tmp_path, runner_cmd):
@@ -75,11 +65,13 @@ def test_demo_end_to_end(project_copy, tmp_path, runner_cmd):
     assert "KPIs per minute" in out and "Latest alerts" in out        # the dashboard's last frame
     assert "Traceback" not in out + r.stderr
     assert left_over(run) == []
+    # apply reported its states through its status file; it ended as the demo stopped it
+    assert json.loads((run / "apply.status.json").read_text())["state"] == "stopped"
 
     # the streams processed every replayed row: each micro-batch query's progress adds up to 2000
     from runner.compile.compiler import compile_project
-    from runner.tools.demo import micro_batch_queries
     from runner.compile.project import load_project
+    from runner.tools.demo import micro_batch_queries
 
     demo_project = load_project(run)
     queries = micro_batch_queries(demo_project, compile_project(demo_project, write=False))
@@ -108,10 +100,11 @@ def test_demo_ctrl_c_stops_everything(project_copy, tmp_path, runner_cmd):
                                  "--report-dir", str(tmp_path / "report")],
                                 stdout=f, stderr=subprocess.STDOUT, env={**os.environ, "COLUMNS": "160"})
     try:
-        deadline = time.monotonic() + 120
-        while "broker: running" not in log.read_text(errors="replace"):  # training (Spark) runs now
-            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
-            time.sleep(0.5)
+        def broker_running() -> bool:   # training (Spark) runs now
+            assert proc.poll() is None, log.read_text()
+            return "broker: running" in log.read_text(errors="replace")
+
+        wait_until(broker_running, timeout_s=120, interval_s=0.5, message=lambda: log.read_text())
         run = only_run(project_copy)
         assert "train" in json.loads((run / "processes.json").read_text())
         proc.send_signal(signal.SIGINT)

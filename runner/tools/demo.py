@@ -6,38 +6,38 @@ outputs and progress logs), so the demo never touches a user's own runs. In orde
 
 1. train `runner train` (data/creditcard.csv if it exists, else synthetic rows) in a
    subprocess, while a fresh local broker starts (port 9092, or a free one if taken);
-2. start `runner apply` in a subprocess, its output and Spark's log in apply.log;
+2. start `runner apply` in a subprocess, its output and Spark's log in apply.log; it reports
+   "started" or its error in apply.status.json (`--status-file`);
 3. replay the rows at a speed-up while the live dashboard shows what the streams commit;
 4. once every query's committed offsets reach the end of the topic, stop apply (SIGTERM,
    its queries stop cleanly) and the broker; the same on Ctrl-C;
 5. print a summary and write the report (output/report/).
+
+Its parts: demo_runs.py (run folders, the generated project.yml), demo_view.py (the header
+and the summary), processes.py (starting and stopping processes), dashboard.py (the live view).
 """
 from __future__ import annotations
 
 import contextlib
-
 import os
-import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 
-import yaml
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
 from runner.errors import RunnerError
+from runner.stream import run_status
+from runner.tools import demo_view, processes
+from runner.tools.demo_runs import new_run_dir, pick_port, write_demo_project
 from runner.tools.kafka_local import tail
 
-DEMO_FOLDER = "demo"          # under the project's runtime folder (.runtime/demo)
-KEEP_RUNS = 3                 # older demo run folders are removed when a new one starts
 DEFAULT_ROWS = 10000
 DEFAULT_REPLAY_S = 90.0       # the automatic speed-up replays the rows in about this long
 # Synthetic rows to train on: the lab's 80/20 split must leave >= 100 frauds (~0.17% of rows) in the
@@ -82,58 +82,6 @@ def _runner_exe() -> list[str]:
     return [str(exe)] if exe.exists() else [sys.executable, "-m", "runner.cli"]
 
 
-def _port_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        try:
-            s.bind(("127.0.0.1", port))
-            return True
-        except OSError:
-            return False
-
-
-def pick_port(preferred: int) -> int:
-    from runner.tools.kafka_local import free_port
-    return preferred if preferred and _port_free(preferred) else free_port()
-
-
-def new_run_dir(project) -> Path:
-    """A fresh .runtime/demo/<time>/ folder; removes all but the newest KEEP_RUNS - 1 older runs."""
-    base = project.runtime_dir / DEMO_FOLDER
-    base.mkdir(parents=True, exist_ok=True)
-    old = sorted(p for p in base.iterdir() if p.is_dir() and p.name[:1].isdigit())
-    for p in old[:max(0, len(old) - (KEEP_RUNS - 1))]:
-        shutil.rmtree(p, ignore_errors=True)
-    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    run = base / stamp
-    n = 1
-    while run.exists():
-        n += 1
-        run = base / f"{stamp}-{n}"
-    run.mkdir()
-    return run
-
-
-def write_demo_project(project, run_dir: Path, bootstrap: str) -> Path:
-    """run_dir/project.yml: the project's vars, topics, sources and sql/, with the demo's own
-    broker, model, checkpoints, outputs and runtime folder."""
-    raw = yaml.safe_load(project.file.read_text()) or {}
-    raw["model"] = str(run_dir / "models" / project.model_path.name)
-    raw["paths"] = {"sql": str(project.sql_dir), "target": str(run_dir / "target"),
-                    "runtime": str(run_dir / ".runtime")}
-    base = dict((raw.get("targets") or {}).get(project.target.name) or {})
-    base.update({"master": project.target.master, "output_root": str(run_dir / "output"),
-                 "checkpoint_root": str(run_dir / "checkpoints"),
-                 "kafka": {"bootstrap.servers": bootstrap},  # the demo's own plaintext broker
-                 # Spark's progress bars would fill apply.log; the dashboard shows progress instead
-                 "spark_conf": {**project.target.spark_conf, "spark.ui.showConsoleProgress": "false"}})
-    raw["targets"] = {"demo": base}
-    raw["default_target"] = "demo"
-    f = run_dir / "project.yml"
-    f.write_text(f"# Written by `runner demo` from {project.file}; this demo run's own broker and folders.\n"
-                 + yaml.safe_dump(raw, sort_keys=False))
-    return f
-
-
 def _error_line(log: Path) -> str:
     """The runner's own `error: ...` line from a log (Spark's stack traces around it left out)."""
     lines = tail(log, 400).splitlines()
@@ -141,34 +89,9 @@ def _error_line(log: Path) -> str:
     return ours[-1][len("error: "):] if ours else "\n" + "\n".join(lines[-8:])
 
 
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-        return True
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-
-
 def stop_process(proc: subprocess.Popen | None, timeout_s: float = STOP_TIMEOUT_S) -> None:
-    """SIGTERM the process we started (its own session), wait, then SIGKILL its group if needed;
-    returns once neither it nor its children (Spark's JVM) are left."""
-    if proc is None:
-        return
-    if proc.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            proc.send_signal(signal.SIGTERM)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(timeout=timeout_s)
-    deadline = time.monotonic() + 20
-    while _group_alive(proc.pid) and time.monotonic() < deadline:
-        time.sleep(0.2)  # the JVM exits once its Python parent has gone
-    if _group_alive(proc.pid):
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        proc.wait(timeout=10)
+    """SIGTERM a process the demo started, then SIGKILL what is left of its session (runner/tools/processes.py)."""
+    processes.stop(proc, timeout_s)
 
 
 def micro_batch_queries(project, manifest) -> set[str]:
@@ -224,14 +147,15 @@ class Demo:
         f.write_text(json.dumps(known))
 
     def prepare(self) -> None:
-        from runner.tools import kafka_local
-        from runner.stream.kafka_clients import ensure_topics
         from runner.compile.project import load_project
+        from runner.stream.kafka_clients import ensure_topics
+        from runner.tools import kafka_local
 
         data = self.opts.data or (self.project.root / "data" / "creditcard.csv")
         use_csv = data.is_file()
         if self.opts.data and not use_csv:
-            raise RunnerError(f"no such data file: {data}", hint="put the Kaggle creditcard.csv there, or leave --data out")
+            raise RunnerError(f"no such data file: {data}",
+                              hint="put the Kaggle creditcard.csv there, or leave --data out")
         self.data = data if use_csv else None
         self.source_text = (f"{data} (creditcard.csv layout)" if use_csv else
                             f"synthetic creditcard-shaped rows (no {data} found)")
@@ -252,7 +176,8 @@ class Demo:
         train_args += (["--data", str(self.data)] if self.data else
                        ["--synthetic", str(self.opts.train_rows), "--seed", str(TRAIN_SEED)])
         self.train_proc = self._spawn(train_args, self.run_dir / "train.log")
-        with c.status(f"training the model on {'creditcard.csv' if self.data else f'{self.opts.train_rows:,} synthetic rows'} "
+        rows = "creditcard.csv" if self.data else f"{self.opts.train_rows:,} synthetic rows"
+        with c.status(f"training the model on {rows} "
                       f"(log: {self.run_dir / 'train.log'}) and starting the broker on {bootstrap}"):
             self.broker_dir = self.run_dir / "kafka"
             state = kafka_local.start(self.broker_dir, port)
@@ -282,18 +207,21 @@ class Demo:
 
     def start_apply(self) -> None:
         self.apply_log = self.run_dir / "apply.log"
-        self.apply_proc = self._spawn(["apply", "--quiet"], self.apply_log)
+        # apply says "started", or its error, in this file (runner/stream/run_status.py); its log
+        # is for people.
+        self.apply_status = self.run_dir / "apply.status.json"
+        self.apply_proc = self._spawn(["apply", "--quiet", "--status-file", str(self.apply_status)], self.apply_log)
         self.apply_started_at = time.monotonic()
 
     def apply_started(self) -> bool:
-        try:
-            return "\nstarted " in "\n" + self.apply_log.read_text(errors="replace")
-        except OSError:
-            return False
+        state = run_status.read(self.apply_status)
+        return state is not None and state["state"] == run_status.STARTED
 
     def check_apply(self) -> None:
         if self.apply_proc and self.apply_proc.poll() is not None:
-            raise RunnerError(f"`runner apply` exited with code {self.apply_proc.returncode}: {_error_line(self.apply_log)}",
+            state = run_status.read(self.apply_status) or {}
+            why = state.get("error") or f"no error reported; last lines of its log:\n{tail(self.apply_log, 8)}"
+            raise RunnerError(f"`runner apply` exited with code {self.apply_proc.returncode}: {why}",
                               where=str(self.apply_log))
 
     def start_replay(self) -> None:
@@ -354,19 +282,11 @@ class Demo:
     # ------------------------------------------------------------------ the live part
 
     def header(self, phase: str) -> str:
-        total = len(getattr(self, "rows", [])) or self.opts.rows
-        done = min(self.sent, total)
-        width = 30
-        filled = int(width * done / total) if total else 0
-        bar = "[green]" + "━" * filled + "[/][grey37]" + "━" * (width - filled) + "[/]"
-        return (f"[bold]{phase}[/]   elapsed {time.monotonic() - self.t0:,.0f}s   "
-                f"replay {bar} {done:,}/{total:,} at {getattr(self, 'speedup', 0):,.0f}x event time\n"
-                f"data: {self.source_text}   broker {self.demo_project.target.bootstrap_servers}   "
-                f"Spark log: {self.apply_log}   [dim]Ctrl-C stops everything[/]")
+        return demo_view.header(self, phase)
 
     def live(self) -> str:
-        from runner.tools import dashboard
         from runner.compile.compiler import compile_project
+        from runner.tools import dashboard
 
         manifest = compile_project(self.demo_project, write=False)
         self.manifest = manifest  # the sinks as apply started them, whatever happens to sql/ meanwhile
@@ -439,32 +359,7 @@ class Demo:
             signal.signal(signal.SIGINT, previous)
 
     def summary(self, stopped_by: str) -> Table:
-        from runner.stream import outputs
-        from runner.stream.progress import parquet_sinks
-
-        t = Table(title=f"demo summary ({stopped_by})", show_header=False)
-        t.add_column(style="bold")
-        t.add_column()
-        t.add_row("data", self.source_text)
-        if hasattr(self, "rows"):
-            t.add_row("replayed", f"{self.sent if self.replay_summary is None else self.replay_summary.sent:,} of "
-                                  f"{len(self.rows):,} rows, {self.event_span_s / 60:,.0f} minutes of event time "
-                                  f"at {self.speedup:,.0f}x")
-        if self.demo_project is not None:
-            sinks = parquet_sinks(self.demo_project, getattr(self, "manifest", None))
-            alerts = outputs.read(sinks["fraud_alerts"], columns=["txn_id", "Class"]) if "fraud_alerts" in sinks else None
-            if alerts is not None:
-                alerts = alerts.drop_duplicates("txn_id")
-                t.add_row("alerts", f"{len(alerts):,} ({int((alerts['Class'] == 1).sum()):,} on true frauds)")
-            snap = getattr(self, "snapshot", None)
-            if snap is not None:
-                t.add_row("KPI windows", f"{snap.kpi_windows:,} closed one-minute windows")
-                t.add_row("rejected / late", f"{snap.rejected:,} / {snap.late:,}")
-        t.add_row("time", ", ".join(f"{k} {v:.0f}s" for k, v in self.phases.items())
-                  + f"; total {time.monotonic() - self.t0:.0f}s")
-        if self.run_dir:
-            t.add_row("run folder", f"{self.run_dir} (project.yml, train.log, apply.log, outputs, checkpoints)")
-        return t
+        return demo_view.summary(self, stopped_by)
 
 
 def run(project, opts: DemoOptions | None = None, console: Console | None = None) -> DemoResult:
