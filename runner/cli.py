@@ -257,7 +257,7 @@ def plan_cmd(ctx, vars_, no_spark):
               help="Run Kafka sinks marked trigger='realtime' in Spark's Real-time Mode (else micro-batches).")
 @click.option("--status-file", type=click.Path(dir_okay=False), default=None, metavar="PATH",
               help='For a supervisor (runner demo uses it): JSON {"state": "started"|"error"|"stopped", ...}, '
-                   "replaced atomically as apply starts its queries, fails or stops.")
+                   "replaced atomically as apply starts its queries, fails or stops.  [default: none]")
 @pass_ctx
 def apply_cmd(ctx, vars_, available_now, timeout, resets, quiet, realtime, status_file):
     """Start the streams: Kafka sources, fraud_prob, the models' views in DAG order, and one
