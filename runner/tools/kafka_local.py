@@ -243,7 +243,7 @@ def _brokers_registered(bootstrap: str, expected: int) -> bool:
         return False
     try:
         return len(client.describe_cluster().get("brokers", [])) >= expected
-    except Exception:  # noqa: BLE001 -- any client error while starting means "not yet"
+    except Exception:  # any client error while starting means "not yet"
         return False
     finally:
         client.close()
