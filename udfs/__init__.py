@@ -11,7 +11,9 @@ in the JVM with no Python worker:
 - lr  (StandardScaler + LogisticRegression): 1 / (1 + exp(-(b + sum w_i (x_i - mu_i) / sd_i)))
   from the card's scaler and coefficients;
 - gbt (GBTClassifier): the trees as nested CASE over the raw features, read from the
-  saved pipeline, through Spark's logistic link 1 / (1 + exp(-2 * margin)).
+  saved pipeline, through Spark's logistic link 1 / (1 + exp(-2 * margin)); written so
+  that its projection stays out of whole-stage codegen, whose one method a full-size GBT
+  overflows (udfs/gbt_sql.py says how and why).
 """
 from __future__ import annotations
 
