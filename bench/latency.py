@@ -65,6 +65,7 @@ class ModeResult:
     peak_rss: int = 0
     peak_jvm: int = 0
     peak_root: int = 0
+    rss_others: dict = field(default_factory=dict)   # other processes under apply: peak bytes each
     kpi_state: dict = field(default_factory=dict)
     late_rows: int = 0
     log: str = ""
@@ -322,5 +323,6 @@ def run_mode(ctx, mode: str, rates: list[int], *, max_rate: int, step_s: float, 
     result.kpi_state = state_summary(kpi)
     result.late_rows = dropped_late(kpi)
     result.peak_rss, result.peak_jvm, result.peak_root = ladder.rss.peak, ladder.rss.peak_jvm, ladder.rss.peak_root
+    result.rss_others = {k: v for k, v in ladder.rss.others.items() if v >= 20 * 2**20}
     return result
 

@@ -47,6 +47,7 @@ class TreeRss:
         self.peak = 0          # bytes, the whole tree at its largest sample
         self.peak_jvm = 0      # bytes, the largest sample of the java processes in it
         self.peak_root = 0     # bytes, the largest sample of the process started (runner's Python)
+        self.others: dict[str, int] = {}   # any other process in the tree (e.g. Python workers): peak bytes
         self.samples = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"rss-{pid}", daemon=True)
@@ -66,6 +67,9 @@ class TreeRss:
                     own = rss
                 elif p.name().startswith("java"):
                     jvm += rss
+                else:
+                    name = " ".join(p.cmdline()[:3])[:80] or p.name()
+                    self.others[name] = max(self.others.get(name, 0), rss)
         return total, jvm, own
 
     def _run(self) -> None:

@@ -97,28 +97,37 @@ def plot(res: dict, png: Path) -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
 
-    fig, ax = plt.subplots(figsize=(8, 5))
-    styles = {"realtime": "tab:red", "microbatch": "tab:blue"}
+    fig, ax = plt.subplots(figsize=(8, 5.5))
+    colors = {"realtime": "tab:red", "microbatch": "tab:blue"}
+    names = {"realtime": "Real-time Mode", "microbatch": "micro-batch"}
+    xs = []
     for m in res["latency"]:
         steps = [s for s in m["steps"] if s["p99"] is not None]
         x = [s["achieved"] for s in steps]
-        c = styles[m["mode"]]
-        ax.plot(x, [s["p50"] for s in steps], "o--", color=c, alpha=0.6, label=f"{MODES[m['mode']]}: alert p50")
-        ax.plot(x, [s["p99"] for s in steps], "o-", color=c, label=f"{MODES[m['mode']]}: alert p99")
+        xs += x
+        c, name = colors[m["mode"]], names[m["mode"]]
+        ax.plot(x, [s["p50"] for s in steps], "o--", color=c, alpha=0.6, label=f"{name}: alert p50")
+        ax.plot(x, [s["p99"] for s in steps], "o-", color=c, label=f"{name}: alert p99")
         fresh = [s for s in steps if s["fresh_p99"] is not None]
         if m["mode"] == "microbatch" and fresh:
             ax.plot([s["achieved"] for s in fresh], [s["fresh_p99"] for s in fresh], "s:", color="tab:green",
                     label="micro-batch: Parquet alert freshness p99")
-    ax.axhline(HELD_P99_MS, color="grey", lw=0.8, ls="--")
-    ax.text(ax.get_xlim()[0], HELD_P99_MS * 1.08, " 1 s", color="grey", fontsize=8)
+    ax.axhline(HELD_P99_MS, color="grey", lw=0.8, ls="--", label="1 s")
     ax.set_xscale("log")
     ax.set_yscale("log")
+    if xs:   # ticks at the rates measured, in plain events/s (a log axis over 1-2 rates reads badly)
+        ax.set_xlim(min(xs) / 1.5, max(xs) * 1.5)
+        ax.xaxis.set_major_locator(FixedLocator(sorted({round(x, -2) for x in xs})))
+        ax.xaxis.set_minor_locator(NullLocator())
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
+        plt.setp(ax.get_xticklabels(), rotation=30, ha="right")
     ax.set_xlabel("achieved input rate (events/s)")
     ax.set_ylabel("latency (ms, log scale)")
-    ax.set_title("Alert latency against load (`make bench`)")
+    ax.set_title("Alert latency against load (make bench)")
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8, loc="upper left")
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=2, frameon=False)
     fig.tight_layout()
     fig.savefig(png, dpi=110)
     plt.close(fig)
@@ -164,7 +173,7 @@ def markdown(res: dict, png_name: str) -> str:
             f"{a['rows']:,} synthetic transactions (JSON, ~800 bytes, as `runner replay` writes them) on a "
             f"2-partition topic, loaded by one producer process per partition in event-time order "
             f"({res['backlog_load_s']:.0f} s), so no record is behind the 2-minute watermark. "
-            f"{a['rounds']} rounds, the variants alternating; each run is a process of its own on a fresh "
+            f"{a['rounds']} round{'s' if a['rounds'] != 1 else ''}, the variants alternating; each run is a process of its own on a fresh "
             "checkpoint. Wall time is from the process's start to its exit (JVM start-up and planning "
             "included); \"queries s\" is the part the streaming queries took. Late rows: Spark's count of "
             "rows the KPI query dropped behind the watermark, per round; for ours also the rows scored minus "
@@ -199,7 +208,8 @@ def markdown(res: dict, png_name: str) -> str:
                          + (f"**{h['achieved']:,.0f}/s** (asked {h['asked']:,}/s, p99 {h['p99']:,.0f} ms)"
                             if h else "**none**")
                          + f"; peak RSS of `runner apply` (Python + JVM) {_gib(m['peak_rss'])} GiB "
-                         f"(JVM {_gib(m['peak_jvm'])}, runner's Python {_gib(m.get('peak_root', 0))}); "
+                         f"(JVM {_gib(m['peak_jvm'])}, runner's Python {_gib(m.get('peak_root', 0))}"
+                         + "".join(f", {k} {_gib(v)}" for k, v in (m.get("rss_others") or {}).items()) + "); "
                          f"KPI state {state}; late rows {m['late_rows']}.")
         lines.append("")
 
@@ -216,7 +226,7 @@ def readme_block(res: dict, results_md: str = "bench/results.md", png: str = "be
         by: dict[str, list[dict]] = {}
         for r in res["backlog"]:
             by.setdefault(r["variant"], []).append(r)
-        lines += [f"Backlog of {a['rows']:,} event-ordered records, median of {a['rounds']} alternating rounds, "
+        lines += [f"Backlog of {a['rows']:,} event-ordered records, median of {a['rounds']} alternating round(s), "
                   "each a fresh process and checkpoint:", "",
                   "| variant | wall s | rows/s | vs seed | late rows |", "| --- | --- | --- | --- | --- |"]
         for k in ("seed", "ours", "floor"):
@@ -237,7 +247,7 @@ def readme_block(res: dict, results_md: str = "bench/results.md", png: str = "be
         for m in res["latency"]:
             h = held(m["steps"])
             lines.append(f"- {MODES[m['mode']]} holds alert p99 <= 1 s up to "
-                         + (f"**{h['achieved']:,.0f} events/s**" if h else "**no rate measured**")
+                         + (f"**{h['achieved']:,.0f} events/s**" if h else "**none of the rates measured**")
                          + f"; peak RSS of `runner apply` {_gib(m['peak_rss'])} GiB.")
         lines += ["", f"![alert latency against rate]({png})", ""]
     lines += goal_lines(res)
