@@ -59,10 +59,6 @@ def scheme(location: str | os.PathLike) -> str:
     return "file" if str(location).startswith("file:") else ""
 
 
-def is_local(location) -> bool:
-    return isinstance(location, Path) or scheme(location) in ("", "file")
-
-
 def path(location: str | os.PathLike) -> Path | HadoopPath:
     """A path object for a plain path, a file: URI (read literally, as Hadoop does: no
     percent-decoding) or any Hadoop filesystem URI."""
@@ -122,21 +118,17 @@ def replace_text(p, text: str) -> None:
 
 
 def move(src, dst) -> None:
-    """Move a file or folder to dst (which must not exist), creating dst's parent. Across
-    stores, a copy that is verified before the source goes."""
+    """Move a file or folder to dst (which must not exist) on the same store, creating dst's
+    parent. Nothing is copied between stores (checkpoints.archive keeps each on its own)."""
     src, dst = path(src), path(dst)
+    if not same_store(src, dst):
+        raise RunnerError(f"can not move {src} to {dst}: they are on different stores",
+                          hint="archive each folder on its own store")
     dst.parent.mkdir(parents=True, exist_ok=True)
-    if isinstance(src, Path) and isinstance(dst, Path):
+    if isinstance(src, Path):
         shutil.move(str(src), str(dst))
-    elif same_store(src, dst):
-        src.rename(dst)   # on S3 a copy then a delete per object (archives are rare)
     else:
-        _copy_tree(src, dst)
-        missing = _tree_sizes(src).items() - _tree_sizes(dst).items()
-        if missing:
-            raise RunnerError(f"copying {src} to {dst} left {len(missing)} files behind; the source is kept",
-                              hint="check free space and permissions on the destination, then retry")
-        remove_tree(src)
+        src.rename(dst)   # HDFS: one NameNode operation; S3: a copy then a delete per object
 
 
 def remove_tree(p) -> None:
@@ -157,28 +149,6 @@ def read_parquet(p, columns: list[str] | None = None):
     p = path(p)
     source = p if isinstance(p, Path) else pa.BufferReader(p.read_bytes())
     return pq.read_table(source, columns=columns, partitioning=None)
-
-
-def _copy_tree(src, dst) -> None:
-    if src.is_dir():
-        dst.mkdir(parents=True, exist_ok=True)
-        for child in src.iterdir():
-            _copy_tree(child, dst / child.name)
-    else:
-        dst.write_bytes(src.read_bytes())
-
-
-def _tree_sizes(root) -> dict[str, int]:
-    out: dict[str, int] = {}
-
-    def walk(p, rel: str) -> None:
-        if p.is_dir():
-            for child in p.iterdir():
-                walk(child, f"{rel}/{child.name}")
-        else:
-            out[rel] = p.stat().st_size if isinstance(p, Path) else p.size()
-    walk(root, "")
-    return out
 
 
 # --------------------------------------------------------------------------- Hadoop
@@ -359,8 +329,6 @@ class HadoopPath:
             self._call(f"rename to {target}", copy_rename)
         return target
 
-    def size(self) -> int:
-        return int(self._call("stat", lambda fs, p: fs.getFileStatus(p).getLen()))
 
 
 def _jvm():
