@@ -271,7 +271,11 @@ def train(spark, data: Dataset, *, kind: str = "lr", out_dir: str | Path = "mode
 
     step("splitting 80/20 (seed 42)")
     train_df, test_df = split(spark, df)
-    train_df, test_df = train_df.cache(), test_df.cache()
+    # createDataFrame makes one partition per 10,000-row Arrow batch (32 for the demo's 320,000
+    # rows), each a task in every one of the optimizer's ~50 passes. Coalescing after the split
+    # keeps the lab's split (which rows land in each part) and only regroups the fit's sums.
+    parts = max(1, spark.sparkContext.defaultParallelism)
+    train_df, test_df = train_df.coalesce(parts).cache(), test_df.coalesce(parts).cache()
     try:
         train_w, test_w, train_counts, w1 = add_weights(train_df, test_df)
         test_counts = {int(r[LABEL]): int(r["count"]) for r in test_df.groupBy(LABEL).count().collect()}
