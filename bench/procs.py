@@ -45,7 +45,7 @@ class TreeRss:
         self.pid = pid
         self.every_s = every_s
         self.peak = 0          # bytes, the whole tree at its largest sample
-        self.peak_jvm = 0      # bytes, the largest sample of the java processes in it
+        self.peak_jvm = 0      # bytes, the largest sample of the java processes in it (all of them)
         self.peak_root = 0     # bytes, the largest sample of the process started (runner's Python)
         self.others: dict[str, int] = {}   # any other process in the tree (e.g. Python workers): peak bytes
         self.samples = 0
@@ -63,12 +63,13 @@ class TreeRss:
             with contextlib.suppress(psutil.Error):   # a child that exited between list and read
                 rss = p.memory_info().rss
                 total += rss
+                cmd = p.cmdline()
                 if p.pid == self.pid:
                     own = rss
-                elif p.name().startswith("java"):
+                elif cmd and Path(cmd[0]).name == "java":   # the executable, whatever the process calls itself
                     jvm += rss
                 else:
-                    name = " ".join(p.cmdline()[:3])[:80] or p.name()
+                    name = " ".join(cmd[:3])[:80] or p.name()
                     self.others[name] = max(self.others.get(name, 0), rss)
         return total, jvm, own
 
