@@ -216,14 +216,17 @@ class Ladder:
         self.log = self.run_dir / "apply.log"
         self.scored_base = sum(self.probe.end_offsets(SCORED_TOPIC).values())
         self.source_base = sum(self.probe.end_offsets(self.topic).values())
-        args = ["apply", "--quiet"] + ([] if self.mode == "realtime" else ["--no-realtime"])
+        status = self.run_dir / "apply.status.json"    # runner/stream/run_status.py: started, error, stopped
+        args = ["apply", "--quiet", "--status-file", str(status)] + ([] if self.mode == "realtime" else ["--no-realtime"])
         self.proc = procs.spawn([*procs.runner_cmd(), "--project", str(self.run_dir), *args], self.log)
         self.rss = procs.TreeRss(self.proc.pid).__enter__()
 
         def started() -> bool:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"runner apply exited {self.proc.returncode}; see {self.log}")
-            return "\nstarted " in "\n" + self.log.read_text(errors="replace")
+            state = json.loads(status.read_text()) if status.exists() else {}
+            if self.proc.poll() is not None or state.get("state") == "error":
+                raise RuntimeError(f"runner apply failed to start: {state.get('error') or 'exit ' + str(self.proc.poll())}; "
+                                   f"see {self.log}")
+            return state.get("state") == "started"
         if _wait(started, START_LIMIT_S, 0.5) is None:
             raise RuntimeError(f"runner apply did not start its queries within {START_LIMIT_S:.0f}s; see {self.log}")
 

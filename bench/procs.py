@@ -34,8 +34,8 @@ def spawn(cmd: list[str], log: Path) -> subprocess.Popen:
 
 def stop(proc: subprocess.Popen, timeout_s: float = 90.0) -> None:
     """SIGTERM (apply stops its queries cleanly), wait; then SIGKILL the group if it is still there."""
-    from runner.tools.demo import stop_process
-    stop_process(proc, timeout_s=timeout_s)
+    from runner.tools.processes import stop as stop_session
+    stop_session(proc, timeout_s)
 
 
 class TreeRss:

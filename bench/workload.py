@@ -36,7 +36,7 @@ def bench_project(base, run_dir: Path, bootstrap: str, topic: str, model_dir: Pa
     """run_dir/project.yml: the project reading `topic` on the bench broker, with `model_dir` as
     its model and everything it writes under run_dir. Returns the loaded project."""
     from runner.compile.project import load_project
-    from runner.tools.demo import write_demo_project
+    from runner.tools.demo_runs import write_demo_project
 
     run_dir.mkdir(parents=True, exist_ok=True)
     write_demo_project(base, run_dir, bootstrap)
