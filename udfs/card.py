@@ -77,8 +77,9 @@ def read_card(model_dir: str | Path) -> dict:
         shape = CardShape.model_validate(card)
     except ValidationError as e:
         unknown_kind = e.errors(include_url=False)[0]["loc"][:1] == ("kind",)
+        kinds_hint = f"fraud_prob can be built for kinds {', '.join(KINDS)}"
         raise RunnerError(_card_problem(e, card), where=str(file),
-                          hint=f"fraud_prob can be built for kinds {', '.join(KINDS)}" if unknown_kind else hint) from None
+                          hint=kinds_hint if unknown_kind else hint) from None
     if shape.kind == "gbt" and not (model_dir / PIPELINE_DIR).is_dir():
         raise RunnerError(f"no Spark pipeline at {model_dir / PIPELINE_DIR}", hint=hint)
     return card
