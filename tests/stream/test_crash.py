@@ -22,7 +22,8 @@ def test_sigkill_mid_stream_then_restart_loses_nothing(spark, stream_project, lr
     head, tail = rows.iloc[:1500], rows.iloc[1500:]
     replay.send(sp.kafka, sp.topic, head, start=START, id_prefix="crash")
     proc = sp.popen("apply", log=tmp_path / "apply1.log")
-    shared = sp.root / "checkpoints" / "fraud_alerts__parquet"   # a micro-batch query (the route query commits per checkpoint interval)
+    # a micro-batch query (the route query commits once per checkpoint interval)
+    shared = sp.root / "checkpoints" / "fraud_alerts__parquet"
     sender = None
     try:
         # Once the first batch is committed, send the rest while it runs, then kill it mid-flight.
