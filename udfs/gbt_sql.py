@@ -21,8 +21,9 @@ spark.sql.codegen.methodSplitThreshold gets its own small method. The guard
 (CodegenFallback), which keeps the projection out of whole-stage codegen from the start
 (CollapseCodegenStages.supportCodegen), in any session, with no session setting. Measured
 side by side (1M rows, 2 cores): 593k rows/s against 256k for the old form (2.3x; the fixed
-cost per execution halves, no failed compile), not the 10x over the old form the issue hoped. The trees are written one line
-each because Spark parses a SQL function's body again every time a query calls it.
+cost per execution halves, no failed compile), not the 10x over the old form the issue hoped.
+The trees are written one line each because Spark parses a SQL function's body again every
+time a query calls it.
 """
 from __future__ import annotations
 
