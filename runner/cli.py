@@ -116,8 +116,8 @@ def kafka_start(ctx, port, brokers, data_dir, topics):
     """Format storage on first use, start the broker(s) in the background, wait until all answer.
 
     On a cluster with a node down, `start` starts that node again on its recorded ports."""
-    from runner.tools import kafka_local
     from runner.stream.kafka_clients import ensure_topics
+    from runner.tools import kafka_local
 
     folder = _broker_dir(ctx, data_dir)
     state = kafka_local.start(folder, port, brokers=brokers)
@@ -161,8 +161,8 @@ def kafka_status(ctx, data_dir):
     """Say whether the broker(s) run, their ports, pids and topics.
 
     Exit 0 when every broker runs, 1 when none does, 2 when a cluster has a node down."""
-    from runner.tools import kafka_local
     from runner.stream.kafka_clients import list_topics
+    from runner.tools import kafka_local
 
     state = kafka_local.read_state(_located_dir(ctx, data_dir))
     if not state:
@@ -203,7 +203,8 @@ def _compiled(ctx: Context, vars_: tuple[str, ...], *, write: bool = True):
     return current_manifest(ctx.project, parse_var_options(vars_), write=write)
 
 
-def _plan_table(plans) -> "Table":
+def _plan_table(plans):
+    """The plan as a rich Table."""
     from rich.table import Table
 
     from runner.compile.fingerprint import COMPATIBLE, INCOMPATIBLE, NEW
@@ -334,8 +335,8 @@ def status_cmd(ctx):
     and counts of rejected and late records."""
     from rich.table import Table
 
-    from runner.tools.audit import audit
     from runner.stream.status import query_status
+    from runner.tools.audit import audit
 
     rows = query_status(ctx.project)
     if not rows:
@@ -380,7 +381,8 @@ def audit_cmd(ctx):
               help="Send N synthetic rows instead.  [default: none; give --data or --synthetic]")
 @click.option("--seed", default=42, show_default=True, help="Seed of the synthetic rows.")
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Send only the first N rows.  [default: all]")
-@click.option("--rate", type=float, default=None, metavar="EVENTS_PER_S", help="Events per wall-clock second.  [default: as fast as it can]")
+@click.option("--rate", type=float, default=None, metavar="EVENTS_PER_S",
+              help="Events per wall-clock second.  [default: as fast as it can]")
 @click.option("--speedup", type=float, default=None, metavar="X",
               help="Event-time seconds per wall-clock second.  [default: as fast as it can]")
 @click.option("--start", "start_at", default=None, metavar="ISO_TIME",
@@ -395,8 +397,8 @@ def replay_cmd(ctx, data, synthetic, seed, limit, rate, speedup, start_at, topic
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from runner.tools import replay
     from runner.stream.kafka_clients import ensure_topics
+    from runner.tools import replay
 
     project = ctx.project
     rows, prefix = replay.load_rows(data, synthetic, seed=seed, limit=limit)
@@ -448,8 +450,8 @@ def train_cmd(ctx, data, synthetic, seed, kind, name, out_dir, max_iter, max_dep
     """Audit the data, fit the model, print PR-AUC, ROC-AUC and a threshold table, save it with a card."""
     from rich.table import Table
 
-    from runner.tools import train as training
     from runner.stream.session import build_session, session_for
+    from runner.tools import train as training
 
     if (data is None) == (synthetic is None):
         raise RunnerError("give exactly one of --data PATH or --synthetic N",

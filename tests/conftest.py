@@ -5,8 +5,6 @@ port, so CI needs nothing started by hand.
 """
 from __future__ import annotations
 
-import os
-import shutil
 import sys
 import uuid
 from pathlib import Path

@@ -15,7 +15,7 @@ import pytest
 from bench import report
 from bench.backlog import BacklogRun
 from bench.latency import ParquetCommits
-from bench.workload import backlog_rows, parse_producer_summary, partition_of, window_counts, BACKLOG_START
+from bench.workload import BACKLOG_START, backlog_rows, parse_producer_summary, partition_of, window_counts
 
 
 def test_each_backlog_partition_is_in_event_time_order_and_spans_the_whole_range():

@@ -7,9 +7,9 @@ import pyspark
 import pytest
 import yaml
 
-from runner.stream import checkpoints
-from runner.errors import RunnerError
 from runner.compile.project import load_project
+from runner.errors import RunnerError
+from runner.stream import checkpoints
 
 
 def test_cluster_target_ships_master_shared_roots_and_executor_conf(repo):

@@ -161,7 +161,7 @@ def test_model_features_that_the_source_schema_lacks(proj):
     raw["sources"]["kafka"]["transactions"]["schema"]["V5"] = "STRING"
     del raw["sources"]["kafka"]["transactions"]["schema"]["V7"]
     write(root, raw)
-    err = refused(apply_cli(root), "V7", "source schema")
+    refused(apply_cli(root), "V7", "source schema")
 
 
 def test_model_features_of_the_wrong_type(proj):

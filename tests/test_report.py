@@ -9,8 +9,8 @@ import pytest
 from rich.console import Console
 from runfixture import make_run
 
-from runner.tools import dashboard, report
 from runner.compile.project import load_project
+from runner.tools import dashboard, report
 
 
 @pytest.fixture(scope="module")

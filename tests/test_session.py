@@ -7,8 +7,8 @@ import sys
 import pyspark
 import pytest
 
-from runner.stream import jars, session
 from runner.errors import RunnerError
+from runner.stream import jars, session
 
 
 def test_session_has_connector_jars_and_python(spark):

@@ -91,7 +91,9 @@ def routed_models(manifest) -> dict:
         if m.config.sinks or m.config.topic:
             out[m.name] = (m, "it has sinks" if m.config.sinks else "it has a topic")
         elif m.name in readers:
-            out[m.name] = (m, f"the stateful model{'s' if len(readers[m.name]) > 1 else ''} {', '.join(readers[m.name])} read{'' if len(readers[m.name]) > 1 else 's'} it")
+            names = readers[m.name]
+            many = len(names) > 1
+            out[m.name] = (m, f"the stateful model{'s' if many else ''} {', '.join(names)} read{'' if many else 's'} it")
     return out
 
 

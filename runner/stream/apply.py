@@ -10,7 +10,6 @@ Run-time only: it takes a compiled Manifest and never renders Jinja.
 from __future__ import annotations
 
 import contextlib
-
 import json
 import re
 import signal
@@ -21,10 +20,10 @@ from pathlib import Path
 from typing import Callable
 
 from runner.compile import fingerprint
-from runner.compile.routes import OFFSET_HEADER, TIMESTAMP_FORMAT
 from runner.compile.manifest import REALTIME
-from runner.stream import checkpoints, fanout, sinks, sources, topology
+from runner.compile.routes import OFFSET_HEADER, TIMESTAMP_FORMAT
 from runner.errors import RunnerError
+from runner.stream import checkpoints, fanout, sinks, sources, topology
 
 
 @dataclass
@@ -350,11 +349,11 @@ def _in_trigger(q) -> bool:
 
 def error_summary(exc) -> str:
     """The line of a query's exception a person needs: Spark's message, or the Python error's last line."""
-    lines = [l.strip() for l in str(exc).strip().splitlines() if l.strip()]
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
     if not lines:
         return type(exc).__name__
     if lines[0].endswith("Traceback (most recent call last):") or "Python Proxy" in lines[0]:
-        errors = [l for l in lines if re.match(r"^[\w.]+(Error|Exception)\b", l)]
+        errors = [line for line in lines if re.match(r"^[\w.]+(Error|Exception)\b", line)]
         return errors[-1] if errors else lines[-1]
     return lines[0]
 

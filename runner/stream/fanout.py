@@ -8,10 +8,6 @@ at-least-once.
 """
 from __future__ import annotations
 
-import shutil
-import uuid
-
-
 # --------------------------------------------------------------------------- run time
 
 def _write_parquet_once(df, path: str, batch_id: int) -> None:

@@ -65,8 +65,8 @@ def parquet_sinks(project, manifest=None) -> dict[str, str]:
     """{model: its Parquet sink folder, a path or URI for outputs.read}, from the compiled
     models (so a renamed path follows): `manifest`, else the one compiled for the project
     (runner/compile/manifest.py `compiled_for`; run time never compiles)."""
-    from runner.stream import sinks, storage
     from runner.compile.manifest import compiled_for
+    from runner.stream import sinks, storage
 
     storage.configure(project.target.spark_conf)
     manifest = manifest or compiled_for(project)

@@ -1,8 +1,7 @@
 """Kafka sources as temp views: `source('kafka', name)` reads `src__kafka__<name>`."""
 from __future__ import annotations
 
-from pyspark.sql.types import (BinaryType, IntegerType, LongType, StringType, StructField, StructType,
-                               TimestampType)
+from pyspark.sql.types import BinaryType, IntegerType, LongType, StringType, StructField, StructType, TimestampType
 
 # The columns Spark's Kafka source gives every record.
 KAFKA_COLUMNS = StructType([
@@ -17,7 +16,7 @@ KAFKA_COLUMNS = StructType([
 
 
 def view_name(kind: str, name: str) -> str:
-    from runner.compile.manifest import source_view   # the one naming rule, shared with compile
+    from runner.compile.manifest import source_view  # the one naming rule, shared with compile
     return source_view(kind, name)
 
 

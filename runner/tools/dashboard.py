@@ -8,7 +8,6 @@ needs neither Spark nor Kafka. `runner demo` shows it with a header of its own.
 from __future__ import annotations
 
 import contextlib
-
 import time
 from dataclasses import dataclass, field
 

@@ -7,7 +7,6 @@ by the ids this object recorded, so no process outlives the test.
 from __future__ import annotations
 
 import contextlib
-
 import json
 import os
 import signal

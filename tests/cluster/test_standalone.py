@@ -11,13 +11,12 @@ import pandas as pd
 import pytest
 import yaml
 from kafka import KafkaConsumer, TopicPartition
+from streamkit import REPO, StreamProject, apply_in_process, reference_alerts
 
 from runner.stream import apply as runtime
 from runner.stream import outputs, sinks
 from runner.tools import replay
 from runner.tools.synth import generate
-
-from streamkit import REPO, StreamProject, apply_in_process, reference_alerts
 
 pytestmark = pytest.mark.cluster
 

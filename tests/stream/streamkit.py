@@ -95,7 +95,7 @@ def reference_alerts(spark, model: Path, rows, id_prefix: str, threshold: float 
     return {r.txn_id for r in hits.collect()}
 
 
-def consume_keys(bootstrap: str, topic: str, prefix: str, timeout_ms: int = 8000) -> list[str]:
+def consume_keys(bootstrap: str, topic: str, prefix: str, timeout_ms: int = 30000) -> list[str]:
     from kafka import KafkaConsumer
 
     consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",

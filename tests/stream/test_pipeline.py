@@ -5,12 +5,11 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 import pandas as pd
+from streamkit import apply_in_process, consume_keys, reference_alerts
 
 from runner.stream import outputs
 from runner.tools import replay
 from runner.tools.synth import generate
-
-from streamkit import apply_in_process, consume_keys, reference_alerts
 
 START = datetime(2026, 1, 5, 9, 0, tzinfo=timezone.utc)
 

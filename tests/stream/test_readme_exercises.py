@@ -17,10 +17,10 @@ from test_readme import readme_command, run_readme  # noqa: E402
 @pytest.fixture
 def applied_project(tmp_path, lr_model):
     """A project copy whose queries have checkpoints, as `runner apply` leaves them (its runner.json)."""
-    from runner.stream import apply as runtime
-    from runner.stream import checkpoints
     from runner.compile.compiler import compile_project
     from runner.compile.project import load_project
+    from runner.stream import apply as runtime
+    from runner.stream import checkpoints
 
     root = tmp_path / "project"
     root.mkdir()

@@ -8,11 +8,11 @@ from datetime import datetime, timezone
 import pytest
 from streamkit import StreamProject, apply_in_process
 
+from runner.compile.fingerprint import COMPATIBLE, INCOMPATIBLE, NEW, RESUME
+from runner.errors import RunnerError
 from runner.stream import apply as runtime
 from runner.stream import outputs
 from runner.tools import replay
-from runner.errors import RunnerError
-from runner.compile.fingerprint import COMPATIBLE, INCOMPATIBLE, NEW, RESUME
 from runner.tools.synth import generate
 
 START = datetime(2026, 2, 1, 12, 0, tzinfo=timezone.utc)

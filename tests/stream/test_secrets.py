@@ -7,11 +7,11 @@ import os
 import uuid
 from pathlib import Path
 
+from streamkit import StreamProject
+
 from runner.stream import outputs
 from runner.stream.kafka_clients import client_config
 from runner.stream.sources import spark_kafka_options
-
-from streamkit import StreamProject
 
 ENV = "FRAUD_TEST_KAFKA_SECRET"
 
