@@ -191,14 +191,15 @@ def remember(project, var_overrides: dict[str, str] | None, manifest: Manifest) 
 
 def compiled_for(project, var_overrides: dict[str, str] | None = None) -> Manifest:
     """The manifest compiled (or loaded) last in this process for this project and these
-    overrides; else target/manifest.json when it is current. Never compiles."""
+    overrides; else target/manifest.json when it is current; else the project compiled in
+    memory (nothing written under target/, as read-only verbs promise)."""
     seen = _SEEN.get(_key(project, var_overrides))
     if seen is not None:
         return seen
-    manifest, why = load_current(project, var_overrides)
+    manifest, _ = load_current(project, var_overrides)
     if manifest is None:
-        raise RunnerError(f"no current manifest for {project.root} ({why.split(':')[0] or 'none compiled yet'})",
-                          hint="run `runner compile` (with the same --var options) first")
+        from runner.compile.compiler import compile_project
+        manifest = compile_project(project, var_overrides, write=False)
     return manifest
 
 
