@@ -13,7 +13,7 @@ class QueryStatus:
     name: str
     checkpoint: object           # its folder: a Path, or a storage.HadoopPath (hdfs://, s3a://)
     last_batch: int | None
-    behind: int | None           # records in the source topics past the committed offsets
+    behind: int | None           # records in the topics it reads past its committed offsets (None: Kafka did not answer)
     last_progress: dict | None   # summarize() of the last batch seen by `apply`
     late_rows: int               # Spark's numRowsDroppedByWatermark: counted after partial aggregation,
                                  # so a lower bound (at least one per late window and partition)

@@ -98,6 +98,14 @@ def test_cluster_apply_equals_local_run(spark, broker, cluster_model, standalone
     assert all((p.checkpoint / "runner.json").exists() for p in plans.values())
     assert (plans["kpi_per_minute__parquet"].checkpoint / "state").is_dir()
 
+    # status reads the file: URI checkpoints: every query has committed and nothing is behind (asked before
+    # the local run below, which writes the same route topics again).
+    from runner.stream.status import query_status
+    status = query_status(sp.load(target="cluster"))
+    assert {s.checkpoint for s in status} == {p.checkpoint for p in plans.values()}
+    assert all(s.last_batch is not None and s.behind == 0 for s in status), \
+        [(s.name, s.last_batch, s.behind) for s in status]
+
     # Locally, the same project and data (the shared local[4] session, its own roots).
     _, local = apply_in_process(spark, sp)
     assert local.exit_code == 0, local.error
@@ -115,9 +123,3 @@ def test_cluster_apply_equals_local_run(spark, broker, cluster_model, standalone
     assert len(local_kpis) > 20
     pd.testing.assert_frame_equal(by(cluster_kpis, "window_start"), by(local_kpis, "window_start"))
     assert len(outputs.read(f"{out}/rejected")) == len(outputs.read(sp.output("rejected"))) == 0
-
-    # status reads the file: URI checkpoints: every query has committed and nothing is behind.
-    from runner.stream.status import query_status
-    status = query_status(sp.load(target="cluster"))
-    assert {s.checkpoint for s in status} == {p.checkpoint for p in plans.values()}
-    assert all(s.last_batch is not None and s.behind == 0 for s in status), status
