@@ -307,7 +307,8 @@ def start_queries(spark, project, manifest, plans: list[QueryPlan], *, available
                   else df.withWatermark("_routed_at", REPEAT_HORIZON)).dropDuplicatesWithinWatermark(["_source_offset"])
             df.select(*[f"`{c}`" for c in frames[ref].columns]).createOrReplaceTempView(ref)
         model = manifest.model(query.model)
-        frame = spark.table(ref) if query.kind == topology.MIRROR else spark.sql(model.sql)
+        # a mirror writes its routed model's rows as read back; a stateful model runs its SQL over them
+        frame = spark.table(query.model) if query.kind == topology.MIRROR else spark.sql(model.sql)
         if len(members) == 1:
             q = sinks.start(frame, members[0].spec, checkpoint=location, output_mode=model.config.output_mode,
                             trigger=trigger, kafka_options=kafka_options, name=name)
