@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 import sqlglot
+from projectcopy import copy_project, edit
 
 from runner.compile.compiler import compile_project
 from runner.compile.dialect import FraudSpark
@@ -22,16 +22,7 @@ MODELS = ["stg_parsed", "rejected_transactions", "scored_transactions",
 @pytest.fixture
 def project_copy(repo, tmp_path) -> Path:
     """The shipped project.yml and sql/ in a fresh folder, to break and compile."""
-    shutil.copy(repo / "project.yml", tmp_path / "project.yml")
-    shutil.copytree(repo / "sql", tmp_path / "sql")
-    return tmp_path
-
-
-def edit(root: Path, rel: str, old: str, new: str) -> None:
-    path = root / rel
-    text = path.read_text()
-    assert old in text, f"{old!r} not in {rel}"
-    path.write_text(text.replace(old, new, 1))
+    return copy_project(repo, tmp_path)
 
 
 def compile_error(root: Path, **kwargs) -> RunnerError:

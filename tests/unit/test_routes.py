@@ -1,11 +1,11 @@
 """The route query and the query each sink runs in, from the compiled project. No Spark, no Kafka."""
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
 import sqlglot
+from projectcopy import copy_project, edit
 
 from runner.compile.compiler import compile_project
 from runner.compile.dialect import FraudSpark
@@ -18,16 +18,7 @@ from runner.stream.sinks import specs
 
 @pytest.fixture
 def project_copy(repo, tmp_path) -> Path:
-    shutil.copy(repo / "project.yml", tmp_path / "project.yml")
-    shutil.copytree(repo / "sql", tmp_path / "sql")
-    return tmp_path
-
-
-def edit(root: Path, rel: str, old: str, new: str) -> None:
-    path = root / rel
-    text = path.read_text()
-    assert old in text, f"{old!r} not in {rel}"
-    path.write_text(text.replace(old, new, 1))
+    return copy_project(repo, tmp_path)
 
 
 def compiled(root: Path):

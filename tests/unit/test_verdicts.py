@@ -10,6 +10,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from projectcopy import copy_project, edit
 
 from runner.compile.compiler import compile_project
 from runner.compile.fingerprint import COMPATIBLE, INCOMPATIBLE, NEW, RESUME, query_fingerprint, verdict
@@ -23,16 +24,7 @@ KPIS = {"kpi_per_minute__console", "kpi_per_minute__kafka", "kpi_per_minute__par
 
 @pytest.fixture
 def project_copy(repo, tmp_path) -> Path:
-    shutil.copy(repo / "project.yml", tmp_path / "project.yml")
-    shutil.copytree(repo / "sql", tmp_path / "sql")
-    return tmp_path
-
-
-def edit(root: Path, rel: str, old: str, new: str) -> None:
-    path = root / rel
-    text = path.read_text()
-    assert old in text, f"{old!r} not in {rel}"
-    path.write_text(text.replace(old, new, 1))
+    return copy_project(repo, tmp_path)
 
 
 def fingerprints(root: Path) -> dict[str, dict]:
