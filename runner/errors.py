@@ -18,3 +18,19 @@ class RunnerError(Exception):
     def __str__(self) -> str:
         text = f"{self.where}: {self.message}" if self.where else self.message
         return f"{text}\n  hint: {self.hint}" if self.hint else text
+
+
+def analysis_error(manifest, model, error: Exception) -> RunnerError:
+    """Spark refused to analyse `model` (a manifest's CompiledModel): the first line of its error,
+    with the vars whose values reach that model. A value of the right type may still mean nothing
+    to Spark (a window of 0 seconds fails as an unresolved `window`.`start`), so the error sends
+    the analyst to the value as well as to the SQL."""
+    text = str(error).strip()
+    first = text.splitlines()[0] if text else type(error).__name__
+    reaching = manifest.vars_reaching(model.name)
+    if not reaching:
+        return RunnerError(f"Spark can not analyse this model: {first}", where=model.path,
+                           hint="check column names against the models it reads (runner compile, then target/compiled/)")
+    return RunnerError(f"Spark can not analyse this model: {first}; vars reaching it: {reaching}", where=model.path,
+                       hint="check those values first (a --var, or vars: in project.yml), then column names against "
+                            "the models it reads (runner compile, then target/compiled/)")

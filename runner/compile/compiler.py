@@ -129,7 +129,8 @@ def compile_project(project: Project, var_overrides: dict[str, str] | None = Non
         r = rendered[name]
         tree = _parse_model(r, project)
         models.append(CompiledModel(name=r.name, path=r.path, sql=r.sql, refs=list(r.refs),
-                                    sources=list(r.sources), config=r.config, fingerprint=fingerprint(tree)))
+                                    sources=list(r.sources), config=r.config, fingerprint=fingerprint(tree),
+                                    vars=list(r.vars)))
     facts = dict(
         vars={name: {"type": project.vars[name].type, "value": str(v.raw), "literal": str(v)}
               for name, v in renderer.vars.items()},

@@ -21,10 +21,10 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError, model_validator
 
 from runner.compile.project import FIELD_NAME, TOPIC_NAME
+from runner.compile.vartypes import DURATION, VAR_FROM_CLI, shown
 from runner.errors import RunnerError
 
 OUTPUT_MODES = ("append", "update", "complete")
-DURATION = re.compile(r"^\d+(\.\d+)? (second|minute|hour|day)s?$")
 _NAME = FIELD_NAME    # a column name: the rule project.yml's schema fields follow
 _TOPIC = TOPIC_NAME   # Kafka's rule for topic names, one place
 _SINK_PATH = re.compile(r"^[A-Za-z0-9._/-]+$")   # no quotes, spaces, ';' or control characters
@@ -49,6 +49,7 @@ class CompiledModel:
     sources: list[tuple[str, str]]  # e.g. [('kafka', 'transactions')]
     config: ModelConfig
     fingerprint: str                # sha256 of the normalized parsed SQL
+    vars: list[str] = field(default_factory=list)   # the vars its SQL and config read, in order
 
     @property
     def is_view(self) -> bool:
@@ -76,6 +77,26 @@ class Manifest:
         """{name: value as text}: what a checkpoint's fingerprint records of the vars."""
         return {name: v["value"] for name, v in self.vars.items()}
 
+    def vars_reaching(self, name: str) -> str:
+        """The vars whose values reach model `name`, each with its value and where it was set, in
+        one line for an error about that model: "window = '0 seconds' (--var on the command line),
+        watermark = '2 minutes' (project.yml, via kpi_events)"; "" when none does."""
+        overrides = self.inputs.get("var_overrides") or {}
+        ancestors, stack = [], list(self.model(name).refs)
+        while stack:
+            upstream = self.model(stack.pop(0))
+            if upstream.name not in ancestors:
+                ancestors.append(upstream.name)
+                stack.extend(upstream.refs)
+        reached: dict[str, str] = {v: "" for v in self.model(name).vars}
+        for upstream in ancestors:
+            for v in self.model(upstream).vars:
+                reached.setdefault(v, f", via {upstream}")
+        return ", ".join(
+            f"{v} = {shown(self.vars[v]['type'], self.vars[v]['value'])} "
+            f"({VAR_FROM_CLI if v in overrides else 'project.yml'}{via})"
+            for v, via in reached.items() if v in self.vars)
+
     def model(self, name: str) -> CompiledModel:
         for m in self.models:
             if m.name == name:
@@ -96,7 +117,7 @@ class Manifest:
             CompiledModel(
                 name=m["name"], path=m["path"], sql=m["sql"], refs=list(m["refs"]),
                 sources=[tuple(s) for s in m["sources"]], config=ModelConfig(**m["config"]),
-                fingerprint=m["fingerprint"])
+                fingerprint=m["fingerprint"], vars=list(m.get("vars", [])))
             for m in raw["models"]
         ]
         return cls(project=raw["project"], models=models, routes=raw.get("routes"), vars=raw.get("vars") or {},
@@ -204,14 +225,6 @@ def compiled_for(project, var_overrides: dict[str, str] | None = None) -> Manife
 
 
 REALTIME = "realtime"   # Spark's Real-time Mode: records flow through, batches only checkpoint
-_UNIT_SECONDS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
-
-
-def duration_seconds(text: str) -> float:
-    number, unit = text.split()
-    return float(number) * _UNIT_SECONDS[unit.rstrip("s")]
-
-
 # --------------------------------------------------------------------------- a model's config
 # What `{{ config(...) }}` may say, declared as pydantic models: each key, its type, its default,
 # the sink kinds and the keys each takes. `parse_config` turns the first thing wrong into one

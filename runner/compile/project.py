@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
+from runner.compile import vartypes
 from runner.errors import RunnerError
 
 PROJECT_FILE = "project.yml"
@@ -36,6 +37,7 @@ class VarSpec:
     name: str
     type: str
     value: Any
+    rules: vartypes.VarRules | None = None   # what its values mean: min/max, choices (None: any value of the type)
 
 
 @dataclass(frozen=True)
@@ -96,6 +98,10 @@ class Project:
     @property
     def file(self) -> Path:
         return self.root / PROJECT_FILE
+
+    def var_where(self, name: str) -> str:
+        """project.yml:LINE of var `name`'s declaration, for errors about its value or rules."""
+        return _yaml_line(self.file, "vars", name)
 
     def path(self, value: str) -> str:
         """A project-relative path made absolute; URIs (s3a://, hdfs://, file:/) stay as they are."""
@@ -209,9 +215,31 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="allow")   # comments-as-keys and later additions stay readable
 
 
-class VarDecl(_Section):
+class VarDecl(BaseModel):
+    """A var: its type, its value, and what its values mean (runner/compile/vartypes.py: min or
+    min_exclusive, max or max_exclusive, choices). Unknown keys are refused: a misspelt rule
+    (`maximum: 1`) would otherwise check nothing and look as if it did."""
+    model_config = ConfigDict(extra="forbid")
     type: Literal[VAR_TYPES]   # a tuple of literals
     value: Any
+    min: Any = None
+    min_exclusive: Any = None
+    max: Any = None
+    max_exclusive: Any = None
+    choices: Any = None
+    _rules: vartypes.VarRules = PrivateAttr()
+
+    @model_validator(mode="after")
+    def _declared_rules(self):
+        try:
+            self._rules = vartypes.declare(self.type, {k: getattr(self, k) for k in vartypes.RULE_KEYS})
+        except ValueError as e:
+            raise Refused(str(e), vartypes.RULES_HINT) from None
+        return self
+
+    @property
+    def rules(self) -> vartypes.VarRules:
+        return self._rules
 
 
 class TopicDecl(BaseModel):
@@ -357,12 +385,17 @@ def _problem(e: ValidationError, raw: dict, file: Path) -> RunnerError:
             return RunnerError(f"{parent}: {what}", where=where, hint=hint)
         if loc and used == len(loc) and what.startswith(f"{loc[-1]} "):   # the rule names its key itself
             return RunnerError(f"{'.'.join(str(x) for x in loc[:-1])}.{what}", where=where, hint=hint)
+        if subject and what.startswith(subject):   # the rule names its subject itself
+            return RunnerError(what, where=where, hint=hint)
         return RunnerError(f"{subject}: {what}" if subject else what, where=where, hint=hint)
     if kind in ("model_type", "model_attributes_type", "dict_type") and len(loc) == 2 and loc[0] in ("vars", "topics"):
         return RunnerError(f"{subject} needs a mapping like "
                            + ("{type: double, value: 0.9}" if loc[0] == "vars" else
                               "{partitions: 2, replication_factor: 3, configs: {min.insync.replicas: 2}}")
                            + f", got {err['input']!r}", where=where)
+    if kind == "extra_forbidden" and loc[:1] == ("vars",):
+        return RunnerError(f"{_subject(loc[:-1])[0]} has unknown key {loc[-1]!r}", where=where,
+                           hint=f"a var takes type, value and the rules {', '.join(vartypes.RULE_KEYS)}")
     if kind == "extra_forbidden":
         return RunnerError(f"{_subject(loc[:-1])[0]} has unknown key(s) {loc[-1]}", where=where,
                            hint="a topic takes partitions, replication_factor, configs, e.g. "
@@ -399,6 +432,12 @@ def load_project(root: str | Path = ".", *, target: str | None = None, master: s
     except ValidationError as e:
         raise _problem(e, raw, file) from None
 
+    for name, spec in (decl.vars or {}).items():   # each value as project.yml sets it, against its own rules
+        try:
+            vartypes.checked(name, spec.type, spec.rules, spec.value)
+        except (TypeError, ValueError) as e:
+            raise RunnerError(str(e), where=_yaml_line(file, "vars", name)) from None
+
     targets = decl.targets or {}
     tname = target or decl.default_target or "local"
     if tname not in targets:
@@ -409,7 +448,7 @@ def load_project(root: str | Path = ".", *, target: str | None = None, master: s
     return Project(
         root=root,
         name=str(decl.name or root.name),
-        vars={name: VarSpec(name, spec.type, spec.value) for name, spec in (decl.vars or {}).items()},
+        vars={name: VarSpec(name, spec.type, spec.value, spec.rules) for name, spec in (decl.vars or {}).items()},
         topics={name: (spec or TopicDecl()).spec() for name, spec in (decl.topics or {}).items()},
         sources={name: KafkaSource(name=name, topic=s.topic, options=dict(s.options), schema=dict(s.schema_))
                  for name, s in ((decl.sources.kafka if decl.sources else None) or {}).items()},

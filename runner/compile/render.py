@@ -6,13 +6,11 @@ project.yml's schema of a source (sql/macros/json.sql builds the from_json schem
 
 Rendering turns a model file into plain Spark SQL and records what the file
 asked for (refs, sources, vars, config). Values reach SQL only as typed
-literals built here, never as pasted text, so a var can not inject SQL.
+literals (runner/compile/vartypes.py), never as pasted text, so a var can not inject SQL.
 Every user error names the model file and the template line.
 """
 from __future__ import annotations
 
-import math
-import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,14 +19,12 @@ from typing import Any, Callable
 import jinja2
 
 from runner.compile.features import ModelFeatures, model_features
-from runner.compile.manifest import DURATION, ModelConfig, parse_config, source_view
+from runner.compile.manifest import ModelConfig, parse_config, source_view
 from runner.compile.project import FIELD_NAME, FIELD_TYPE, Project
+from runner.compile.vartypes import VAR_FROM_CLI, VAR_LITERALS, checked, sql_string  # noqa: F401  (VAR_LITERALS re-exported)
 from runner.errors import RunnerError
 
 MACRO_DIR = "macros"
-_DOUBLE = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
-_INT = re.compile(r"^[+-]?\d+$")
-_TRUE, _FALSE = {"true"}, {"false"}
 
 
 class SqlVar(str):
@@ -51,58 +47,9 @@ class SqlVar(str):
         return sql_string(str(self.raw))
 
 
-def sql_string(value: str) -> str:
-    # Spark reads backslash escapes in string literals; '' would concatenate two literals.
-    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-
-def _double(v: Any) -> tuple[str, float]:
-    if isinstance(v, bool) or not (isinstance(v, (int, float)) or (isinstance(v, str) and _DOUBLE.match(v.strip()))):
-        raise ValueError("a number like 0.9")
-    f = float(v)
-    if not math.isfinite(f):
-        raise ValueError("a finite number")
-    return repr(f), f
-
-
-def _int(v: Any) -> tuple[str, int]:
-    if isinstance(v, bool) or not (isinstance(v, int) or (isinstance(v, str) and _INT.match(v.strip()))):
-        raise ValueError("a whole number like 4096")
-    i = int(v)
-    return str(i), i
-
-
-def _interval(v: Any) -> tuple[str, str]:
-    text = str(v).strip() if isinstance(v, str) else ""
-    if not DURATION.match(text):
-        raise ValueError("a duration like '2 minutes' (a number, a space, second/minute/hour/day)")
-    return f"INTERVAL '{text}'", text
-
-
-def _string(v: Any) -> tuple[str, str]:
-    if not isinstance(v, (str, int, float)) or isinstance(v, bool):
-        raise ValueError("a string")
-    return sql_string(str(v)), str(v)
-
-
-def _boolean(v: Any) -> tuple[str, bool]:
-    if isinstance(v, bool):
-        b = v
-    elif isinstance(v, str) and v.strip().lower() in _TRUE | _FALSE:
-        b = v.strip().lower() in _TRUE
-    else:
-        raise ValueError("true or false")
-    return ("TRUE" if b else "FALSE"), b
-
-
-# Var types as data: each turns a value (from project.yml or --var) into (SQL literal, raw value).
-VAR_LITERALS: dict[str, Callable[[Any], tuple[str, Any]]] = {
-    "double": _double, "int": _int, "interval": _interval, "string": _string, "boolean": _boolean,
-}
-
-
 def resolve_vars(project: Project, overrides: dict[str, str] | None = None) -> dict[str, SqlVar]:
-    """Every declared var as a typed literal, with `--var` overrides checked against the declared type."""
+    """Every declared var as a typed literal, each value (project.yml's or a `--var` override)
+    checked against the var's declared type and rules (runner/compile/vartypes.py)."""
     overrides = dict(overrides or {})
     unknown = sorted(set(overrides) - set(project.vars))
     if unknown:
@@ -113,11 +60,13 @@ def resolve_vars(project: Project, overrides: dict[str, str] | None = None) -> d
         from_cli = name in overrides
         value = overrides[name] if from_cli else spec.value
         try:
-            literal, raw = VAR_LITERALS[spec.type](value)
-        except ValueError as e:
-            where = "command line" if from_cli else str(project.file)
-            raise RunnerError(f"var '{name}' is {spec.type} and needs {e}; got {value!r}", where=where,
+            literal, raw = checked(name, spec.type, spec.rules, value,
+                                   declared_at=project.var_where(name) if from_cli else None)
+        except TypeError as e:
+            raise RunnerError(str(e), where=VAR_FROM_CLI if from_cli else project.var_where(name),
                               hint=f"e.g. --var {name}=<{spec.type}>") from None
+        except ValueError as e:   # one line: the var, the value, the rule, where each is written
+            raise RunnerError(str(e), where=VAR_FROM_CLI if from_cli else project.var_where(name)) from None
         out[name] = SqlVar(literal, raw)
     return out
 

@@ -22,7 +22,7 @@ from typing import Callable
 from runner.compile import fingerprint
 from runner.compile.manifest import REALTIME
 from runner.compile.routes import OFFSET_HEADER, TIMESTAMP_FORMAT
-from runner.errors import RunnerError
+from runner.errors import RunnerError, analysis_error
 from runner.stream import checkpoints, fanout, sinks, sources, topology
 
 
@@ -96,10 +96,8 @@ def create_views(spark, manifest) -> dict:
             df = spark.sql(model.sql)
             if model.config.watermark:
                 df = df.withWatermark(model.config.watermark["column"], model.config.watermark["delay"])
-        except Exception as e:  # AnalysisException and friends: say which model
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise RunnerError(f"Spark can not analyse this model: {first}", where=model.path,
-                              hint="check column names against the models it reads (runner compile, then target/compiled/)") from None
+        except Exception as e:  # AnalysisException and friends: say which model, and which vars reach it
+            raise analysis_error(manifest, model, e) from None
         df.createOrReplaceTempView(model.name)
         frames[model.name] = df
     return frames

@@ -128,7 +128,7 @@ def test_injection_through_vars_is_refused(project_copy):
                         ("window", "1 minute'); DROP TABLE x; --"), ("raw_value_max_bytes", "10 UNION SELECT 1")]:
         with pytest.raises(RunnerError) as info:
             compile_project(project, var_overrides={name: value}, write=False)
-        assert info.value.where == "command line" and name in info.value.message
+        assert info.value.where == "--var on the command line" and name in info.value.message
 
 
 def test_cli_compile_exits_non_zero_with_file_line(project_copy, runner_cmd):

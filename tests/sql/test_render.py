@@ -48,7 +48,7 @@ def test_var_keeps_raw_for_config_and_text_for_window(repo):
 
 def test_project_value_of_wrong_type_names_project_file(repo, tmp_path):
     (tmp_path / "project.yml").write_text((repo / "project.yml").read_text().replace(
-        "threshold: {type: double, value: 0.9}", "threshold: {type: double, value: high}"))
+        "max: 1, value: 0.9}", "max: 1, value: high}"))
     with pytest.raises(RunnerError) as info:
         resolve_vars(load_project(tmp_path))
-    assert info.value.where.endswith("project.yml") and "threshold" in info.value.message
+    assert "project.yml:" in info.value.where and "threshold" in info.value.message

@@ -77,7 +77,7 @@ def test_formatting_and_comments_resume(before, project_copy):
 
 
 def test_threshold_is_a_compatible_change(before, project_copy):
-    edit(project_copy, "project.yml", "threshold: {type: double, value: 0.9}", "threshold: {type: double, value: 0.95}")
+    edit(project_copy, "project.yml", "max: 1, value: 0.9}", "max: 1, value: 0.95}")
     result = verdicts(before, project_copy)
     # Every query downstream of scored_transactions sees the new SQL; none refuses it.
     downstream = set(result) - {"rejected_transactions__kafka", "rejected_transactions__parquet"}
