@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 from rich.console import Console
 
+from runner import output
 from runner.errors import RunnerError
 
 console = Console(stderr=False)
@@ -40,16 +41,29 @@ pass_ctx = click.make_pass_decorator(Context)
               help="Folder holding project.yml and sql/.")
 @click.option("--target", default=None, envvar="RUNNER_TARGET", help="Target from project.yml (default: its default_target, `local`).")
 @click.option("--master", default=None, help="Spark master URL (e.g. spark://host:7077).  [default: the target's master]")
+@click.option("--log-level", type=click.Choice(["ERROR", "WARN", "INFO", "DEBUG"], case_sensitive=False),
+              default="WARN", show_default=True,
+              help="The lowest level of Spark's lines written to the verb's log, .runtime/logs/<verb>.log.")
+@click.option("-v", "--verbose", is_flag=True,
+              help="Show Spark's and the JVM's lines on stderr too (they always go to the log file).")
 @click.version_option(package_name="fraud-stream")
 @click.pass_context
-def cli(ctx, project_dir, target, master):
+def cli(ctx, project_dir, target, master, log_level, verbose):
     """A SQL-first streaming fraud detector.
 
     Card transactions stream through Kafka, a trained model scores each one inside
     Spark Structured Streaming, alerts go to Kafka and Parquet, and per-minute KPIs
     are computed on event time. The streaming logic is Jinja-templated Spark SQL in sql/.
+
+    Every verb that starts Spark writes Spark's and the JVM's own lines to
+    .runtime/logs/<verb>.log (under the project's runtime path), not to the terminal;
+    on a failure the runner prints the error's line and that file's path.
     """
+    from runner.stream import spark_log
+
     ctx.obj = Context(project_dir, target, master)
+    spark_log.configure(ctx.invoked_subcommand or "runner", lambda: _runtime_dir(ctx.obj),
+                        level=log_level, verbose=verbose)
 
 
 # --------------------------------------------------------------------------- kafka
@@ -203,47 +217,84 @@ def _compiled(ctx: Context, vars_: tuple[str, ...], *, write: bool = True):
     return current_manifest(ctx.project, parse_var_options(vars_), write=write)
 
 
-def _plan_table(plans):
-    """The plan as a rich Table."""
-    from rich.table import Table
-
+def _plan_grid(plans) -> output.Grid:
     from runner.compile.fingerprint import COMPATIBLE, INCOMPATIBLE, NEW
     colour = {NEW: "cyan", COMPATIBLE: "yellow", INCOMPATIBLE: "bold red"}
-    table = Table(title="plan", show_lines=False)
-    for col in ("sink", "writes to", "runs in query", "verdict", "why"):
-        table.add_column(col, overflow="fold")
+    grid = output.Grid(["sink", "writes to", "runs in query", "verdict", "why"], title="plan",
+                       style=lambda col, cell: colour.get(cell, "green") if col == "verdict" else None)
     for p in plans:
-        style = colour.get(p.verdict.kind, "green")
-        table.add_row(p.name, f"{p.spec.sink['kind']}: {p.spec.location}", p.group,
-                      f"[{style}]{p.verdict.kind}[/]", "\n".join(p.verdict.reasons))
-    return table
+        grid.add(p.name, f"{p.spec.sink['kind']}: {p.spec.location}", p.group, p.verdict.kind, "\n".join(p.verdict.reasons))
+    return grid
+
+
+def _plan_json(plans, analysed: int | None) -> dict:
+    from runner.compile.fingerprint import plan_exit_code
+    kinds = [p.verdict.kind for p in plans]
+    return {
+        "analysed_models": analysed,
+        "queries": [{"name": group, "checkpoint": str(members[0].checkpoint),
+                     "sinks": [p.name for p in members]} for group, members in _by_query(plans).items()],
+        "sinks": [{"name": p.name, "model": p.spec.model, "kind": p.spec.sink["kind"], "location": str(p.spec.location),
+                   "query": p.group, "checkpoint": str(p.checkpoint), "verdict": p.verdict.kind,
+                   "reasons": list(p.verdict.reasons)} for p in plans],
+        "summary": {kind: kinds.count(kind) for kind in dict.fromkeys(kinds)},
+        "detailed_exitcode": plan_exit_code(kinds),
+    }
+
+
+def _by_query(plans) -> dict:
+    groups: dict = {}
+    for p in plans:
+        groups.setdefault(p.group, []).append(p)
+    return groups
+
+
+def _counted(n: int, word: str) -> str:
+    plural = {"query": "queries"}.get(word, word + "s")
+    return f"{n} {word if n == 1 else plural}"
 
 
 @cli.command("plan")
 @_var_opt
 @click.option("--no-spark", is_flag=True, help="Skip Spark's analysis of the models (verdicts only).")
+@output.format_option()
+@click.option("--detailed-exitcode", is_flag=True,
+              help="Exit 0 when every query resumes unchanged, 2 when there are changes apply can carry out "
+                   "(NEW, or RESUME (compatible change)), 3 when a query is INCOMPATIBLE, 1 on an error.")
 @pass_ctx
-def plan_cmd(ctx, vars_, no_spark):
-    """Compile, analyse every model with Spark (no data read) and say, for each query,
-    NEW / RESUME / RESUME (compatible change) / INCOMPATIBLE with its checkpoint, and why.
+def plan_cmd(ctx, vars_, no_spark, fmt, detailed_exitcode):
+    """Compile, analyse every model with Spark (no data read) and say, for each sink,
+    NEW / RESUME / RESUME (compatible change) / INCOMPATIBLE with its query's checkpoint, and why.
 
-    Exit 2 when a query is INCOMPATIBLE."""
+    Exit 3 when a query is INCOMPATIBLE (apply would refuse it), 1 on an error, else 0. With
+    --detailed-exitcode, as `terraform plan -detailed-exitcode`, for a CI job: 0 nothing changes,
+    2 changes apply can carry out, 3 a query is INCOMPATIBLE, 1 an error."""
+    from runner.compile.fingerprint import plan_exit_code
     from runner.stream import apply as runtime
 
+    fmt = output.resolve(fmt, console)
     project = ctx.project
     manifest = _compiled(ctx, vars_)
+    analysed = None
     if not no_spark:
         from runner.stream.session import session_for
         spark = session_for(project, app_name="fraud-detector-plan")
-        schemas = runtime.analyse(spark, project, manifest)
-        console.print(f"analysed {len(schemas)} models with Spark against the source schemas")
+        analysed = len(runtime.analyse(spark, project, manifest))
     plans = runtime.plan(project, manifest, parse_var_options(vars_))
-    console.print(_plan_table(plans))
-    if any(p.verdict.refused for p in plans):
-        bad = sorted({p.spec.model for p in plans if p.verdict.refused})
-        console.print(f"apply will refuse this; to start those queries fresh: "
-                      f"runner apply {' '.join('--reset ' + m for m in bad)}")
-        sys.exit(2)
+    code = plan_exit_code(p.verdict.kind for p in plans)
+    if fmt == output.JSON:
+        output.emit_json("plan", _plan_json(plans, analysed))
+    else:
+        if analysed is not None:
+            _say(f"analysed {analysed} models with Spark against the source schemas")
+        output.render(console, _plan_grid(plans), fmt)
+        _say(f"{_counted(len(plans), 'sink')} in {_counted(len(_by_query(plans)), 'query')}")
+        if code == 3:
+            bad = sorted({p.spec.model for p in plans if p.verdict.refused})
+            _say(f"apply will refuse this; to start those queries fresh: "
+                 f"runner apply {' '.join('--reset ' + m for m in bad)}")
+    if code == 3 or (detailed_exitcode and code):
+        sys.exit(code)
 
 
 @cli.command("apply")
@@ -282,7 +333,7 @@ def _apply(ctx, vars_, available_now, timeout, resets, quiet, realtime, status) 
         for src, dst in runtime.reset(project, manifest, model):
             console.print(f"reset {model}: archived {src} -> {dst}")
     plans = runtime.plan(project, manifest, parse_var_options(vars_))
-    console.print(_plan_table(plans))
+    output.render(console, _plan_grid(plans), output.resolve(None, console))
 
     stop_event = threading.Event()
     runtime.install_signal_handlers(stop_event)
@@ -311,7 +362,9 @@ def _apply(ctx, vars_, available_now, timeout, resets, quiet, realtime, status) 
     if result.error:
         raise RunnerError(result.error, hint="fix the cause and run `runner apply` again; checkpoints resume where it stopped")
     status.stopped(result.stopped_by)
-    console.print(f"stopped ({result.stopped_by}); all {len(plans)} queries ended cleanly")
+    ran = {p.group for p in plans}
+    console.print(f"stopped ({result.stopped_by}); {'all ' if len(ran) > 1 else ''}{_counted(len(ran), 'query')} "
+                  f"(writing {_counted(len(plans), 'sink')}) ended cleanly")
 
 
 @cli.command("reset")
@@ -329,49 +382,57 @@ def reset_cmd(ctx, model):
 
 
 @cli.command("status")
+@output.format_option()
 @pass_ctx
-def status_cmd(ctx):
+def status_cmd(ctx, fmt):
     """Each query: checkpoint, last committed batch, offsets behind the topic end, last progress,
     and counts of rejected and late records."""
-    from rich.table import Table
-
     from runner.stream.status import query_status
     from runner.tools.audit import audit
 
+    fmt = output.resolve(fmt, console)
     rows = query_status(ctx.project)
-    if not rows:
-        console.print(f"no queries yet under {ctx.project.checkpoint_root} (run `runner apply`)")
+    rejected = audit(ctx.project, _compiled(ctx, (), write=False)).rejected_by_reason if rows else {}
+    if fmt == output.JSON:
+        output.emit_json("status", {
+            "checkpoint_root": str(ctx.project.checkpoint_root),
+            "queries": [{"name": s.name, "checkpoint": str(s.checkpoint), "last_batch": s.last_batch,
+                         "behind": s.behind, "late_rows": s.late_rows, "last_progress": s.last_progress}
+                        for s in rows],
+            "rejected_by_reason": rejected})
         return
-    table = Table(title="queries")
-    for col in ("query", "last batch", "behind", "last rows/s", "last batch ms", "late rows", "checkpoint"):
-        table.add_column(col, overflow="fold")
+    if not rows:
+        _say(f"no queries yet under {ctx.project.checkpoint_root} (run `runner apply`)")
+        return
+    grid = output.Grid(["query", "last batch", "behind", "last rows/s", "last batch ms", "late rows", "checkpoint"],
+                       title="queries", right={"last batch", "behind", "last rows/s", "last batch ms", "late rows"})
     for s in rows:
         lp = s.last_progress or {}
-        table.add_row(s.name, "-" if s.last_batch is None else str(s.last_batch),
-                      "?" if s.behind is None else str(s.behind),
-                      f"{lp.get('rows_per_s', 0):.0f}" if lp else "-", str(lp.get("duration_ms", "-")),
-                      str(s.late_rows), str(s.checkpoint))
-    console.print(table)
-    rejected = audit(ctx.project, _compiled(ctx, (), write=False)).rejected_by_reason
-    console.print("rejected records: " + (", ".join(f"{k} {v}" for k, v in rejected.items()) or "none"))
+        grid.add(s.name, "-" if s.last_batch is None else s.last_batch, "?" if s.behind is None else s.behind,
+                 f"{lp.get('rows_per_s', 0):.0f}" if lp else "-", lp.get("duration_ms", "-"), s.late_rows, s.checkpoint)
+    output.render(console, grid, fmt)
+    _say("rejected records: " + (", ".join(f"{k} {v}" for k, v in rejected.items()) or "none"))
 
 
 @cli.command("audit")
+@output.format_option()
 @pass_ctx
-def audit_cmd(ctx):
+def audit_cmd(ctx, fmt):
     """Offline audit of the Parquet outputs: alerts, true frauds among them, precision and recall
     against the KPI totals, rejected records by reason, txn_ids written twice."""
-    from rich.table import Table
+    from dataclasses import asdict
 
     from runner.tools.audit import audit, frame
 
-    df = frame(audit(ctx.project, _compiled(ctx, (), write=False)))
-    table = Table(title="audit of the Parquet outputs")
-    table.add_column("what")
-    table.add_column("value", justify="right")
-    for what, value in df.itertuples(index=False):
-        table.add_row(what, "-" if value is None else (f"{value:.4f}" if isinstance(value, float) else str(value)))
-    console.print(table)
+    fmt = output.resolve(fmt, console)
+    result = audit(ctx.project, _compiled(ctx, (), write=False))
+    if fmt == output.JSON:
+        output.emit_json("audit", {**asdict(result), "precision": result.precision, "recall": result.recall})
+        return
+    grid = output.Grid(["what", "value"], title="audit of the Parquet outputs", right={"value"})
+    for what, value in frame(result).itertuples(index=False):
+        grid.add(what, "-" if value is None else (f"{value:.4f}" if isinstance(value, float) else value))
+    output.render(console, grid, fmt)
 
 
 @cli.command("replay")
@@ -448,8 +509,6 @@ def _fmt(x, digits: int = 4) -> str:
 @pass_ctx
 def train_cmd(ctx, data, synthetic, seed, kind, name, out_dir, max_iter, max_depth):
     """Audit the data, fit the model, print PR-AUC, ROC-AUC and a threshold table, save it with a card."""
-    from rich.table import Table
-
     from runner.stream.session import build_session, session_for
     from runner.tools import train as training
 
@@ -466,14 +525,14 @@ def train_cmd(ctx, data, synthetic, seed, kind, name, out_dir, max_iter, max_dep
     with console.status("reading data"):
         dataset = training.load_csv(data) if data else training.load_synthetic(synthetic, seed)
     report = training.audit(dataset.frame)
-    audit = Table(title=f"audit: {dataset.source}", show_header=False)
-    audit.add_row("rows", f"{report['rows']:,}")
-    audit.add_row("duplicate rows", f"{report['duplicates']:,} (dropped)")
-    audit.add_row("missing cells", f"{report['missing_cells']:,}")
+    fmt = output.resolve(None, console)
+    audit = output.Grid(["what", "value"], title=f"audit: {dataset.source}", show_header=False)
+    audit.add("rows", f"{report['rows']:,}")
+    audit.add("duplicate rows", f"{report['duplicates']:,} (dropped)")
+    audit.add("missing cells", f"{report['missing_cells']:,}")
     for cls, label in (("0", "normal"), ("1", "fraud")):
-        audit.add_row(f"class {cls} ({label})",
-                      f"{report['class_counts'][cls]:,} ({report['class_shares_pct'][cls]:.4f}%)")
-    console.print(audit)
+        audit.add(f"class {cls} ({label})", f"{report['class_counts'][cls]:,} ({report['class_shares_pct'][cls]:.4f}%)")
+    output.render(console, audit, fmt)
 
     with console.status("starting Spark") as status:
         spark = (session_for(project, app_name="runner-train") if project
@@ -488,13 +547,12 @@ def train_cmd(ctx, data, synthetic, seed, kind, name, out_dir, max_iter, max_dep
                   f"({split['test_class_counts']['1']} frauds); fraud weight {card['class_weight']['1']:.2f}")
     console.print(f"[bold]{card['name']}[/] ({kind}): PR-AUC {card['metrics']['pr_auc']:.4f}, "
                   f"ROC-AUC {card['metrics']['roc_auc']:.4f} on the test part")
-    table = Table(title="threshold table (test part; alert = probability >= threshold)")
-    for column in ("threshold", "alerts", "TP", "FP", "precision", "recall", "F1"):
-        table.add_column(column, justify="right")
+    columns = ["threshold", "alerts", "TP", "FP", "precision", "recall", "F1"]
+    table = output.Grid(columns, title="threshold table (test part; alert = probability >= threshold)", right=set(columns))
     for row in card["threshold_table"]:
-        table.add_row(f"{row['threshold']:.2f}", f"{row['alerts']:,}", f"{row['tp']:,}", f"{row['fp']:,}",
-                      _fmt(row["precision"]), _fmt(row["recall"]), _fmt(row["f1"]))
-    console.print(table)
+        table.add(f"{row['threshold']:.2f}", f"{row['alerts']:,}", f"{row['tp']:,}", f"{row['fp']:,}",
+                  _fmt(row["precision"]), _fmt(row["recall"]), _fmt(row["f1"]))
+    output.render(console, table, fmt)
     console.print(f"saved {result.model_dir} (pipeline/, model_card.json, {card['pr_curve']})")
 
 
@@ -510,30 +568,38 @@ def _sink_text(sink: dict) -> str:
 @click.option("--select", "select_model", default=None, metavar="MODEL",
               help="Compile this model and the models it depends on.  [default: every model]")
 @_var_opt
+@output.format_option()
 @pass_ctx
-def compile_cmd(ctx, select_model, vars_):
+def compile_cmd(ctx, select_model, vars_, fmt):
     """Render every model to target/compiled/, check it, and write target/manifest.json."""
-    from rich.table import Table
-
     from runner.compile.compiler import MANIFEST, compile_project
 
+    fmt = output.resolve(fmt, console)
     manifest = compile_project(ctx.project, parse_var_options(vars_), select=select_model)
-    table = Table(title=f"{manifest.project}: {len(manifest.models)} models", show_lines=False)
-    for col in ("model", "path", "sinks", "depends on", "fingerprint"):
-        table.add_column(col, overflow="fold")
+    written = ctx.project.target_dir / MANIFEST
+    if fmt == output.JSON:
+        output.emit_json("compile", {
+            "project": manifest.project, "manifest": str(written),
+            "models": [{"name": m.name, "path": m.path, "refs": list(m.refs),
+                        "sources": [f"{k}.{n}" for k, n in m.sources], "sinks": [dict(s) for s in m.config.sinks],
+                        "fingerprint": m.fingerprint} for m in manifest.models]})
+        return
+    grid = output.Grid(["model", "path", "sinks", "depends on", "fingerprint"],
+                       title=f"{manifest.project}: {len(manifest.models)} models")
     for m in manifest.models:
         deps = list(m.refs) + [f"{k}.{n}" for k, n in m.sources]
         sinks = ", ".join(_sink_text(s) for s in m.config.sinks) or "(view)"
-        table.add_row(m.name, m.path, sinks, ", ".join(deps), m.fingerprint[:12])
-    console.print(table)
-    console.print(f"wrote {ctx.project.target_dir / MANIFEST}")
+        grid.add(m.name, m.path, sinks, ", ".join(deps), m.fingerprint[:12])
+    output.render(console, grid, fmt)
+    _say(f"wrote {written}")
 
 
 @cli.command("lineage")
 @click.argument("target", metavar="MODEL.COLUMN")
 @_var_opt
+@output.format_option()
 @pass_ctx
-def lineage_cmd(ctx, target, vars_):
+def lineage_cmd(ctx, target, vars_, fmt):
     """The upstream source columns MODEL.COLUMN comes from (e.g. fraud_alerts.fraud_prob)."""
     from runner.compile.compiler import compile_project
     from runner.compile.lineage import column_lineage
@@ -541,6 +607,10 @@ def lineage_cmd(ctx, target, vars_):
     model = target.split(".", 1)[0]
     manifest = compile_project(ctx.project, parse_var_options(vars_), select=model, write=False)
     columns = column_lineage(ctx.project, manifest, target)
+    if output.resolve(fmt, console) == output.JSON:
+        output.emit_json("lineage", {"column": target, "source_columns": [
+            {"source": c.source, "column": c.column, "field": c.field} for c in columns]})
+        return
     console.print(f"{target} <- {len(columns)} source column(s):")
     for c in columns:
         console.print(f"  {c}", highlight=False)
@@ -656,8 +726,22 @@ def main() -> None:
         err_console.print(f"error: {e.format_message()}", style="red", highlight=False, markup=False, soft_wrap=True)
         sys.exit(e.exit_code)
     except RunnerError as e:
-        err_console.print(f"error: {e}", style="red", highlight=False, markup=False, soft_wrap=True)
-        sys.exit(1)
+        _fail(str(e))
+    except Exception as e:
+        if not type(e).__module__.startswith(("pyspark", "py4j")):
+            raise   # a bug in the runner: its traceback
+        from runner.stream.spark_log import error_line
+        _fail(f"Spark failed: {error_line(e)}")
+
+
+def _fail(message: str) -> None:
+    """The error's line (and hint), then where Spark's full log is when this run started Spark."""
+    from runner.stream.spark_log import current_file
+
+    err_console.print(f"error: {message}", style="red", highlight=False, markup=False, soft_wrap=True)
+    if current_file():
+        err_console.print(f"  Spark's full log: {current_file()}", highlight=False, markup=False, soft_wrap=True)
+    sys.exit(1)
 
 
 if __name__ == "__main__":

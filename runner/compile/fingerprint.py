@@ -21,6 +21,16 @@ from runner.compile.dialect import FraudSpark
 
 NEW, RESUME, COMPATIBLE, INCOMPATIBLE = "NEW", "RESUME", "RESUME (compatible change)", "INCOMPATIBLE"
 
+# `runner plan --detailed-exitcode`, as `terraform plan -detailed-exitcode`: 0 nothing changes,
+# 2 changes apply can carry out (a new query starts from scratch, a compatible one resumes),
+# 3 apply would refuse (a KPI's state would have to be reset). 1 stays the code of an error.
+PLAN_EXIT_CODES = {RESUME: 0, NEW: 2, COMPATIBLE: 2, INCOMPATIBLE: 3}
+
+
+def plan_exit_code(kinds) -> int:
+    """The exit code of a plan whose queries have these verdict kinds: the worst one's."""
+    return max((PLAN_EXIT_CODES[k] for k in kinds), default=0)
+
 
 @dataclass
 class Verdict:

@@ -9,6 +9,7 @@ import sys
 from typing import Mapping
 
 from runner.errors import RunnerError
+from runner.stream import spark_log
 from runner.stream.jars import connector_version, jars
 
 # Defaults sized for a small machine; a target's spark_conf overrides them.
@@ -38,8 +39,9 @@ def check_versions() -> list[str]:
 
 
 def build_session(master: str = "local[*]", *, app_name: str = "fraud-detector",
-                  conf: Mapping[str, str] | None = None, log_level: str = "WARN"):
-    """Get or create the SparkSession with the connector on its class path."""
+                  conf: Mapping[str, str] | None = None, log_level: str | None = None):
+    """Get or create the SparkSession with the connector on its class path. When a verb configured
+    runner/stream/spark_log.py, the driver JVM starts with its log in that verb's file."""
     settings = {**DEFAULT_CONF, **(conf or {})}
     # Python workers must run this interpreter, or they miss the venv's packages; on a cluster
     # whose executors have Python elsewhere, the target sets spark.pyspark.python. pyspark ships
@@ -51,10 +53,12 @@ def build_session(master: str = "local[*]", *, app_name: str = "fraud-detector",
 
     builder = SparkSession.builder.master(master).appName(app_name)
     settings["spark.jars"] = ",".join(check_versions() + [j for j in settings.get("spark.jars", "").split(",") if j])
+    settings = spark_log.launch(settings, master=master, app_name=app_name)
     for key, value in settings.items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
-    spark.sparkContext.setLogLevel(log_level)
+    logging = spark_log.settings()
+    spark.sparkContext.setLogLevel(log_level or (logging.level if logging else spark_log.DEFAULT_LEVEL))
     return spark
 
 
