@@ -26,7 +26,7 @@ def analysis_error(manifest, model, error: Exception) -> RunnerError:
     to Spark (a window of 0 seconds fails as an unresolved `window`.`start`), so the error sends
     the analyst to the value as well as to the SQL."""
     text = str(error).strip()
-    first = text.splitlines()[0] if text else type(error).__name__
+    first = text.splitlines()[0].rstrip("; ") if text else type(error).__name__
     reaching = manifest.vars_reaching(model.name)
     if not reaching:
         return RunnerError(f"Spark can not analyse this model: {first}", where=model.path,

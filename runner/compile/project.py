@@ -385,8 +385,6 @@ def _problem(e: ValidationError, raw: dict, file: Path) -> RunnerError:
             return RunnerError(f"{parent}: {what}", where=where, hint=hint)
         if loc and used == len(loc) and what.startswith(f"{loc[-1]} "):   # the rule names its key itself
             return RunnerError(f"{'.'.join(str(x) for x in loc[:-1])}.{what}", where=where, hint=hint)
-        if subject and what.startswith(subject):   # the rule names its subject itself
-            return RunnerError(what, where=where, hint=hint)
         return RunnerError(f"{subject}: {what}" if subject else what, where=where, hint=hint)
     if kind in ("model_type", "model_attributes_type", "dict_type") and len(loc) == 2 and loc[0] in ("vars", "topics"):
         return RunnerError(f"{subject} needs a mapping like "
