@@ -6,10 +6,12 @@ No Spark: the rules are pure (runner/compile/vartypes.py), the CLI refuses befor
 """
 from __future__ import annotations
 
+import re
 import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 from click.testing import CliRunner
 from projectcopy import copy_project, edit
 
@@ -212,3 +214,9 @@ def test_an_analysis_error_names_the_vars_that_reached_the_model(project_copy):
     assert "check those values first" in err.hint
     plain = analysis_error(manifest, manifest.model("stg_parsed"), spark_says)
     assert "vars" not in plain.message and "column names" in plain.hint
+
+
+def test_the_readme_shows_the_shipped_declarations(repo):
+    blocks = [yaml.safe_load(b) for b in re.findall(r"```yaml\n(.*?)```", (repo / "README.md").read_text(), flags=re.S)]
+    shown_vars = next(b["vars"] for b in blocks if isinstance(b, dict) and "vars" in b)
+    assert shown_vars == yaml.safe_load((repo / "project.yml").read_text())["vars"]
