@@ -83,8 +83,33 @@ def launch(conf: dict[str, str], *, master: str, app_name: str) -> dict[str, str
     else:
         with open(log_file, "ab") as stderr:   # the child keeps its own copy of the descriptor
             gateway = launch_gateway(spark_conf, popen_kwargs={"stderr": stderr})
+        _python_loggers_to(log_file)
     SparkContext._ensure_initialized(gateway=gateway, conf=spark_conf)
     return conf
+
+
+# pyspark's and py4j's Python loggers, which write to stderr: pyspark logs an analysis error's
+# query context as a JSON line (errors/exceptions/base.py) before the runner can say it in one.
+PYSPARK_LOGGERS = ("SQLQueryContextLogger", "DataFrameQueryContextLogger")
+PY4J_LOGGER = "py4j"
+
+
+def _python_loggers_to(log_file: Path) -> None:
+    import logging
+
+    from pyspark.logger import PySparkLogger
+
+    for name in PYSPARK_LOGGERS:
+        logger = PySparkLogger.getLogger(name)   # made now with pyspark's class, so its calls still work
+        for handler in list(logger.handlers):
+            logger.removeHandler(handler)
+        logger.addHandler(logging.FileHandler(log_file))   # in pyspark's JSON, as before
+        logger.propagate = False
+    py4j = logging.getLogger(PY4J_LOGGER)
+    handler = logging.FileHandler(log_file)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    py4j.addHandler(handler)
+    py4j.propagate = False
 
 
 # Spark's error lines in its log ("2026-11-29 19:25:58.123 ERROR MicroBatchExecution: ..."), and
