@@ -64,6 +64,7 @@ def cli(ctx, project_dir, target, master, log_level, verbose):
     ctx.obj = Context(project_dir, target, master)
     spark_log.configure(ctx.invoked_subcommand or "runner", lambda: _runtime_dir(ctx.obj),
                         level=log_level, verbose=verbose)
+    ctx.call_on_close(spark_log.release)
 
 
 # --------------------------------------------------------------------------- kafka

@@ -42,6 +42,14 @@ def configure(verb: str, runtime_dir: Callable[[], Path], *, level: str = DEFAUL
     _settings = LogSettings(verb, runtime_dir, level.upper(), verbose)
 
 
+def release() -> None:
+    """The verb is done: forget its settings unless it started the JVM (which logs there for the
+    rest of the process), so a later session in this process (a test's) starts as it would have."""
+    global _settings
+    if _settings is not None and _settings.file is None:
+        _settings = None
+
+
 def settings() -> LogSettings | None:
     return _settings
 

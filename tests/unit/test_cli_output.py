@@ -161,3 +161,10 @@ def test_plain_lines_align_columns_and_keep_cells_whole():
     assert plain_lines(grid) == ["sink                    n  why",
                                  "fraud_alerts__parquet   7  first reason; second reason",
                                  "kpis                   12"]
+
+
+def test_a_verb_that_started_no_spark_leaves_no_log_settings_behind(project_copy):
+    from runner.stream import spark_log
+
+    assert run(project_copy, "compile").exit_code == 0
+    assert spark_log.settings() is None   # a session built later in this process logs as it always did
