@@ -638,7 +638,7 @@ def docs_cmd(ctx, vars_, no_spark, out_dir):
     with console.status("runner docs") as status:
         result = docs.build(ctx.project, parse_var_options(vars_), out_dir=out_dir, use_spark=not no_spark,
                             on_step=status.update)
-    console.print(f"documented {result.models} models, {result.columns} columns, {result.queries} sink queries"
+    console.print(f"documented {result.models} models, {result.columns} columns, {result.queries} sinks"
                   f"{'' if result.with_spark else ' (column types unknown: --no-spark)'}"
                   f"{'' if result.card else ' (no model card: run `runner train`)'} in {result.seconds:.1f}s")
     console.print(f"wrote {result.index}  (open it in a browser: file://{result.index.resolve()})", highlight=False,

@@ -385,8 +385,9 @@ def preflight(project, plans: list[QueryPlan]) -> None:
     refused = [p for p in plans if p.verdict.refused]
     if refused:
         models = sorted({p.spec.model for p in refused})
-        raise RunnerError(f"{len(refused)} quer{'y' if len(refused) == 1 else 'ies'} can not resume from "
-                          f"{'its' if len(refused) == 1 else 'their'} checkpoint: "
+        groups = len({p.group for p in refused})   # a plan is a sink; its query holds the checkpoint
+        raise RunnerError(f"{len(refused)} sink{'' if len(refused) == 1 else 's'} in {groups} quer{'y' if groups == 1 else 'ies'} "
+                          f"can not resume from {'its' if groups == 1 else 'their'} checkpoint: "
                           + "; ".join(f"{p.name}: {p.verdict.reasons[0]}" for p in refused),
                           hint=f"runner apply {' '.join('--reset ' + m for m in models)} "
                                "(archives the old checkpoints; nothing is deleted)")

@@ -168,3 +168,16 @@ def test_a_verb_that_started_no_spark_leaves_no_log_settings_behind(project_copy
 
     assert run(project_copy, "compile").exit_code == 0
     assert spark_log.settings() is None   # a session built later in this process logs as it always did
+
+
+def test_apply_refusal_counts_sinks_and_queries_apart(project_copy):
+    from runner.compile.compiler import compile_project
+    from runner.compile.project import load_project
+    from runner.errors import RunnerError
+    from runner.stream import apply as runtime
+
+    checkpoint_as_applied(project_copy)
+    edit(project_copy, "project.yml", "value: 1 minute}", "value: 2 minutes}")
+    project = load_project(project_copy)
+    with pytest.raises(RunnerError, match="^3 sinks in 1 query can not resume from its checkpoint: kpi_per_minute__"):
+        runtime.preflight(project, runtime.plan(project, compile_project(project, write=False)))
