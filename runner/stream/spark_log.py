@@ -120,26 +120,28 @@ def _python_loggers_to(log_file: Path) -> None:
     py4j.propagate = False
 
 
-# Spark's error lines in its log ("2026-11-29 19:25:58.123 ERROR MicroBatchExecution: ..."), and
-# the JVM's own when it could not start ("Error: Could not create the Java Virtual Machine.").
+# Spark's error lines in its log ("2026-11-29 19:25:58.123 ERROR MicroBatchExecution: ..."); when
+# the JVM could not start, its own first line says why ("The Java thread stack size specified is
+# too small..." before "Error: Could not create the Java Virtual Machine.").
 _LOGGED_ERROR = re.compile(r"^\S+ \S+ (?:ERROR|FATAL) (\S+: .*)$")
-_JVM_ERROR = re.compile(r"^(?:Error|Exception|Unrecognized option|Invalid)\b.*")
+_NOT_AN_ERROR = re.compile(r"^(?:WARNING: |Using Spark's default log4j profile|\S+ \S+ (?:WARN|INFO|DEBUG|TRACE) |\s)")
 
 
 def first_error(log_file: Path | None) -> str | None:
-    """The first error line in a log: Spark's logged ERROR (logger: message), else the JVM's."""
+    """The first error line in a log: Spark's logged ERROR (logger: message), else the first line
+    that is not a warning (the JVM's own, when it exited before log4j started)."""
     if not log_file or not log_file.is_file():
         return None
-    jvm = None
+    other = None
     with open(log_file, errors="replace") as f:
         for line in f:
             line = line.rstrip("\n")
             m = _LOGGED_ERROR.match(line)
             if m:
                 return m.group(1)
-            if jvm is None and _JVM_ERROR.match(line):
-                jvm = line
-    return jvm
+            if other is None and line.strip() and not _NOT_AN_ERROR.match(line):
+                other = line
+    return other
 
 
 def error_line(exc: BaseException) -> str:
