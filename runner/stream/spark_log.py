@@ -75,10 +75,7 @@ def launch(conf: dict[str, str], *, master: str, app_name: str) -> dict[str, str
 
     if _settings is None or SparkContext._gateway is not None:
         return conf
-    log_file = _settings.path()
-    log_file.parent.mkdir(parents=True, exist_ok=True)
-    log_file.write_text("")   # this run's log only
-    _settings.file = log_file
+    log_file = _open_log()
     ours = java_options(log_file, _settings.level, _settings.verbose)
     conf = {**conf, "spark.driver.extraJavaOptions": " ".join(
         o for o in (conf.get("spark.driver.extraJavaOptions"), ours) if o)}
@@ -94,6 +91,33 @@ def launch(conf: dict[str, str], *, master: str, app_name: str) -> dict[str, str
         _python_loggers_to(log_file)
     SparkContext._ensure_initialized(gateway=gateway, conf=spark_conf)
     return conf
+
+
+def _open_log() -> Path:
+    """The verb's log file, emptied the first time this run writes to it."""
+    if _settings.file is None:
+        log_file = _settings.path()
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        log_file.write_text("")   # this run's log only
+        _settings.file = log_file
+    return _settings.file
+
+
+def launch_private_gateway():
+    """A JVM of the storage layer's own (runner/stream/storage.py reads hdfs:// and s3a:// before
+    or without a session), its lines in the verb's log like the session's."""
+    from pyspark import SparkConf
+    from pyspark.java_gateway import launch_gateway
+
+    if _settings is None:
+        return launch_gateway()
+    log_file = _open_log()
+    conf = SparkConf(loadDefaults=False).set(
+        "spark.driver.extraJavaOptions", java_options(log_file, _settings.level, _settings.verbose))
+    if _settings.verbose:
+        return launch_gateway(conf)
+    with open(log_file, "ab") as stderr:
+        return launch_gateway(conf, popen_kwargs={"stderr": stderr})
 
 
 # pyspark's and py4j's Python loggers, which write to stderr: pyspark logs an analysis error's

@@ -175,9 +175,9 @@ def _sessionless_hadoop():
     SparkHadoopUtil.newConfiguration over the target's spark_conf: what a session would use."""
     global _sessionless
     if _sessionless is None:
-        from pyspark.java_gateway import launch_gateway
+        from runner.stream.spark_log import launch_private_gateway
 
-        gateway = launch_gateway()
+        gateway = launch_private_gateway()   # its log in the verb's file, as the session's
         jvm = gateway.jvm
         conf = jvm.org.apache.spark.SparkConf(True)
         for k, v in _spark_conf.items():

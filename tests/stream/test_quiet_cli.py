@@ -71,3 +71,19 @@ def test_plan_keeps_spark_lines_in_the_log_and_a_failure_is_one_line_and_the_log
     assert "Using incubator modules" in text             # the JVM's own stderr
     assert "WARN SparkStringUtils: Truncated the string representation of a plan" in text   # log4j, our layout
     assert "DATATYPE_MISMATCH" in text                   # with the query context pyspark printed on stderr
+
+
+def test_the_storage_layers_own_jvm_logs_to_the_verbs_file(tmp_path, monkeypatch, capfd):
+    """status and audit on an hdfs:// or s3a:// target start a JVM of their own (runner/stream/storage.py)."""
+    from runner.stream import spark_log, storage
+
+    monkeypatch.setattr(spark_log, "_settings", None)
+    spark_log.configure("status", lambda: tmp_path / ".runtime")
+    try:
+        gateway, conf = storage._sessionless_hadoop()
+        assert gateway.jvm.org.apache.hadoop.fs.FileSystem.get(conf).getUri().toString() == "file:///"
+    finally:
+        storage._close_sessionless()
+    out, err = capfd.readouterr()
+    assert not [s for s in SPARK_LINES if s in out + err], out + err
+    assert "Using incubator modules" in (tmp_path / ".runtime" / "logs" / "status.log").read_text()
