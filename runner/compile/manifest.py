@@ -142,13 +142,20 @@ def load_manifest(path: str | Path) -> Manifest:
     return Manifest.from_json(p.read_text())
 
 
+# SQL unit tests live next to the models they test (sql/staging/stg_parsed.tests.yml); `runner test`
+# reads them, compile does not, so editing a test leaves the manifest current.
+UNIT_TESTS_SUFFIX = ".tests.yml"
+
+
 def _files_under(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*") if p.is_file()) if folder.is_dir() else []
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.endswith(UNIT_TESTS_SUFFIX))
 
 
 def input_hash(project, var_overrides: dict[str, str] | None = None) -> str:
-    """sha256 of what a compile reads: project.yml, every file under sql/ (names and bytes), the
-    --var overrides and the model card it checks (absent counts too: training one changes it)."""
+    """sha256 of what a compile reads: project.yml, every file under sql/ but the unit tests (names and
+    bytes), the --var overrides and the model card it checks (absent counts too: training one changes it)."""
     from udfs.card import CARD_FILE
 
     h = hashlib.sha256()

@@ -1,33 +1,16 @@
-"""Collects the dbt-style SQL unit tests in tests/sql/*.yml: one pytest item per case."""
+"""The SQL unit tests `runner test` runs (sql/**/*.tests.yml), collected once for pytest: a test
+that takes the `sql_case` argument runs once per case, with the id <file>::<case>."""
 from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
-HERE = Path(__file__).resolve().parent
+REPO = Path(__file__).resolve().parents[2]
 
 
-def pytest_collect_file(parent, file_path):
-    if file_path.suffix in (".yml", ".yaml") and file_path.parent.resolve() == HERE:
-        return SqlTestFile.from_parent(parent, path=file_path)
-    return None
+def pytest_generate_tests(metafunc):
+    if "sql_case" in metafunc.fixturenames:
+        from runner.compile.project import load_project
+        from runner.tools.sqltest import project_cases
 
-
-class SqlCaseItem(pytest.Function):
-    def reportinfo(self):
-        return self.path, None, f"{self.path.name}::{self.name}"
-
-
-class SqlTestFile(pytest.File):
-    def collect(self):
-        from runner.tools.sqltest import load_cases
-
-        for case in load_cases(self.path):
-            def run(spark, repo, case=case):
-                from runner.compile.project import load_project
-                from runner.tools.sqltest import check_case
-
-                check_case(spark, load_project(repo), case)
-
-            yield SqlCaseItem.from_parent(self, name=case.name, callobj=run)
+        cases = project_cases(load_project(REPO))
+        metafunc.parametrize("sql_case", cases, ids=[f"{Path(c.file).name}::{c.name}" for c in cases])
