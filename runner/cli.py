@@ -595,6 +595,41 @@ def compile_cmd(ctx, select_model, vars_, fmt):
     _say(f"wrote {written}")
 
 
+@cli.command("test")
+@click.option("--select", "select_model", default=None, metavar="MODEL",
+              help="Run only the cases of this model.  [default: every case under sql/]")
+@pass_ctx
+def test_cmd(ctx, select_model):
+    """Run the SQL unit tests: each case runs one model as a batch query over given rows (no Kafka)
+    and compares its rows with the expected ones.
+
+    Cases live next to the models, in sql/**/*.tests.yml (sql/staging/stg_parsed.tests.yml), as
+    `unit_tests:`, a list of: name, model, optional vars and setup_sql, given (input: ref('m') or
+    source('kafka', 'transactions'), optional schema, rows) and expect (rows). Rows are YAML
+    mappings, one per line: - {txn_id: a, V1: 0.5}. README.md, 'Writing a SQL unit test', has the
+    whole format. A failing case prints its file:line and the rows side by side. Exit 0 when all
+    pass, 1 when one fails."""
+    from runner.stream.session import session_for
+    from runner.tools import sqltest
+
+    cases = sqltest.project_cases(ctx.project, select_model)
+    _compiled(ctx, (), write=False)   # a model that does not compile is its file:line, not every case's error
+    if not cases:
+        _say(f"no unit tests for {select_model or 'any model'} (sql/**/*.tests.yml)")
+        return
+    spark = session_for(ctx.project, app_name="runner-test")
+    failed, seconds = 0, 0.0
+    for result in sqltest.run_cases(spark, ctx.project, cases, colour=console.is_terminal):
+        _say(f"{'PASS' if result.passed else 'FAIL'}  {result.case.model}: {result.case.name}  ({result.seconds:.1f}s)")
+        if not result.passed:
+            failed += 1
+            console.print(result.error, markup=False, highlight=False, soft_wrap=True)
+        seconds += result.seconds
+    _say(f"{len(cases) - failed} passed, {failed} failed in {seconds:.1f}s")
+    if failed:
+        sys.exit(1)
+
+
 @cli.command("lineage")
 @click.argument("target", metavar="MODEL.COLUMN")
 @_var_opt
