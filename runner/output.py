@@ -51,12 +51,37 @@ class Grid:
 
 
 def render(console, grid: Grid, fmt: str) -> None:
-    """Print a Grid as a rich table (`table`) or plain aligned text (anything else but json)."""
-    if fmt == TABLE:
+    """Print a Grid as a rich table (`table`) or plain aligned text (anything else but json). A
+    terminal too narrow for the table without breaking a word gets one block per row instead."""
+    if fmt == TABLE and fits(grid, console.width):
         console.print(rich_table(grid))
+    elif fmt == TABLE:
+        records(console, grid)
     else:
         for line in plain_lines(grid):
             console.print(line, markup=False, highlight=False, soft_wrap=True)
+
+
+def fits(grid: Grid, width: int) -> bool:
+    """Whether the boxed table fits `width` with every word whole (rich wraps cells between words)."""
+    def longest_word(texts) -> int:
+        return max((len(w) for t in texts for w in t.split()), default=0)
+    needed = sum(longest_word([col] + [row[i] for row in grid.rows]) for i, col in enumerate(grid.columns))
+    return needed + 3 * len(grid.columns) + 1 <= width   # '│ ' before each cell and ' │' at the end
+
+
+def records(console, grid: Grid) -> None:
+    """A row per block: its first cell, then `column: cell` lines; the terminal wraps between words."""
+    from rich.text import Text
+
+    if grid.title:
+        console.print(f"{grid.title}:", markup=False, highlight=False)
+    for row in grid.rows:
+        console.print(Text(row[0], style="bold"))
+        for col, cell in zip(grid.columns[1:], row[1:]):
+            if cell:
+                style = (grid.style(col, cell) if grid.style else None) or ""
+                console.print(Text.assemble(f"  {col}: ", (cell.replace("\n", "; "), style)))
 
 
 def rich_table(grid: Grid):

@@ -181,3 +181,27 @@ def test_apply_refusal_counts_sinks_and_queries_apart(project_copy):
     project = load_project(project_copy)
     with pytest.raises(RunnerError, match="^3 sinks in 1 query can not resume from its checkpoint: kpi_per_minute__"):
         runtime.preflight(project, runtime.plan(project, compile_project(project, write=False)))
+
+
+def test_a_terminal_too_narrow_for_the_table_gets_a_block_per_row():
+    import io
+
+    from rich.console import Console
+
+    from runner.output import TABLE, render
+
+    grid = Grid(["sink", "runs in query", "verdict", "why"], title="plan")
+    grid.add("rejected_transactions__parquet", "rejected_transactions__parquet", "NEW",
+             "no checkpoint yet: the query starts from the source's starting offsets")
+
+    def shown(width: int) -> str:
+        out = io.StringIO()
+        render(Console(file=out, width=width, force_terminal=True, color_system=None), grid, TABLE)
+        return out.getvalue()
+
+    wide, narrow = shown(200), shown(80)
+    assert "┃ sink" in wide and "rejected_transactions__parquet │" in wide
+    assert not BOX & set(narrow)
+    assert narrow.splitlines()[:3] == ["plan:", "rejected_transactions__parquet",
+                                       "  runs in query: rejected_transactions__parquet"]
+    assert all(len(line) <= 80 for line in narrow.splitlines())
