@@ -61,6 +61,8 @@ def cli(ctx, project_dir, target, master, log_level, verbose):
     """
     from runner.stream import spark_log
 
+    # A pipe, a file, a CI log: lines as they are, for grep (rich would wrap them at 80 columns).
+    console.soft_wrap = not console.is_terminal
     ctx.obj = Context(project_dir, target, master)
     spark_log.configure(ctx.invoked_subcommand or "runner", lambda: _runtime_dir(ctx.obj),
                         level=log_level, verbose=verbose)
