@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Callable
 
 CONFIG = Path(__file__).with_name("log4j2.properties")
-LEVELS = ("ERROR", "WARN", "INFO", "DEBUG")
 DEFAULT_LEVEL = "WARN"
 
 
