@@ -603,14 +603,26 @@ def compile_cmd(ctx, select_model, vars_, fmt):
 @pass_ctx
 def test_cmd(ctx, select_model):
     """Run the SQL unit tests: each case runs one model as a batch query over given rows (no Kafka)
-    and compares its rows with the expected ones.
+    and compares what it returns with the expected rows.
 
-    Cases live next to the models, in sql/**/*.tests.yml (sql/staging/stg_parsed.tests.yml), as
-    `unit_tests:`, a list of: name, model, optional vars and setup_sql, given (input: ref('m') or
-    source('kafka', 'transactions'), optional schema, rows) and expect (rows). Rows are YAML
-    mappings, one per line: - {txn_id: a, V1: 0.5}. README.md, 'Writing a SQL unit test', has the
-    whole format. A failing case prints its file:line and the rows side by side. Exit 0 when all
-    pass, 1 when one fails."""
+    A model's cases sit beside it, e.g. sql/scoring/scored_transactions.tests.yml:
+
+    \b
+      unit_tests:
+        - name: threshold_edge
+          model: scored_transactions
+          vars: {threshold: 0.5}             # optional
+          given:                             # each ref or source it reads
+            - input: ref('stg_parsed')       # or source('kafka', 'transactions')
+              rows:                          # a column left out is NULL
+                - {txn_id: a, V1: 0.5}
+          expect:
+            rows:                            # only these columns are compared
+              - {txn_id: a, is_alert: true}
+
+    A ref's columns are its model's (or `schema: "col TYPE, ..."`); a Kafka value written as a
+    mapping is sent as JSON. README.md, "Writing a SQL unit test", has the whole format. A failing
+    case prints its file:line and the rows side by side. Exit 0 when all pass, 1 when one fails."""
     from runner.stream.session import session_for
     from runner.tools import sqltest
 

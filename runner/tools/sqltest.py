@@ -301,7 +301,7 @@ def check_case(spark, project: Project, case: SqlCase, *, colour: bool = False) 
         for stmt in case.setup_sql:
             spark.sql(stmt)
         schemas = {g["input"]: _given_schema(spark, project, case, g) for g in case.given}
-        inputs = {g["input"]: frame(spark, schemas[g["input"]], g["rows"]) for g in case.given}
+        inputs = {g["input"]: _given_frame(spark, g["input"], schemas[g["input"]], g["rows"]) for g in case.given}
         actual = run_model(spark, project, case.model, inputs, case.vars)
     except RunnerError as e:
         raise RunnerError(f"case '{case.name}': {e.message}", where=case.where, hint=e.hint) from None
@@ -338,6 +338,13 @@ def _given_schema(spark, project: Project, case: SqlCase, given: dict):
         first = (str(e).strip().splitlines() or [type(e).__name__])[0]
         raise RunnerError(f"the columns of input '{name}' could not be worked out from its model ({first})",
                           hint=f"give them: `schema: \"col TYPE, ...\"` under the input {name}") from None
+
+
+def _given_frame(spark, name: str, schema, rows: list[dict]):
+    try:
+        return frame(spark, schema, rows)
+    except RunnerError as e:
+        raise RunnerError(f"input {name}: {e.message}") from None
 
 
 def _sorted_rows(df) -> list:
