@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from datetime import datetime, timezone
 
+from runner.stream import outputs
 from runner.tools import replay
 from runner.tools.synth import generate
 
@@ -46,6 +47,11 @@ def test_plan_and_apply_keep_spark_lines_in_the_log_and_exit_codes_follow_the_pl
     assert status["format_version"] == 1 and status["verb"] == "status"
     assert sorted(q["name"] for q in status["queries"]) == sorted(q["name"] for q in doc["queries"])
     assert all(q["last_batch"] is not None and q["behind"] == 0 for q in status["queries"])
+    audit = json.loads(sp.cli("audit", "--format", "json").stdout)
+    assert set(audit) == {"format_version", "verb", "alerts", "alerts_true_fraud", "duplicate_alert_ids", "kpi_windows",
+                          "kpi_txn", "kpi_alerts", "kpi_frauds", "kpi_tp", "precision", "recall", "rejected_by_reason"}
+    assert audit["alerts"] == len(outputs.read(sp.output("alerts"))) and audit["duplicate_alert_ids"] == 0
+    assert audit["kpi_windows"] == len(outputs.read(sp.output("kpis")))
 
     # Against the checkpoints apply wrote: unchanged 0, a threshold change 2, a KPI window change 3.
     assert sp.cli("plan", "--no-spark", "--detailed-exitcode").returncode == 0
