@@ -202,7 +202,7 @@ def trigger_for(members: list[QueryPlan], manifest, available_now: bool, realtim
         # Micro-batches nearly back to back: a batch starts as soon as the last one ended and new
         # records wait; idle, the query asks Kafka for offsets 5 times a second, not 100.
         return {"processingTime": REALTIME_FALLBACK}
-    from runner.compile.manifest import duration_seconds
+    from runner.compile.vartypes import duration_seconds
     every = sorted((a for a in asked if a and a != REALTIME), key=duration_seconds)
     return {"processingTime": every[0]} if every else {}
 
