@@ -313,21 +313,25 @@ def plan_cmd(ctx, vars_, no_spark, fmt, detailed_exitcode):
 @click.option("--status-file", type=click.Path(dir_okay=False), default=None, metavar="PATH",
               help='For a supervisor (runner demo uses it): JSON {"state": "started"|"error"|"stopped", ...}, '
                    "replaced atomically as apply starts its queries, fails or stops.  [default: none]")
+@click.option("--metrics-port", type=click.IntRange(1, 65535), default=None, metavar="PORT",
+              help="Serve Prometheus metrics on http://<target's metrics_host, default 127.0.0.1>:PORT/metrics "
+                   "while the streams run (README \"Metrics\").  [default: the target's metrics_port, else none]")
 @pass_ctx
-def apply_cmd(ctx, vars_, available_now, timeout, resets, quiet, realtime, status_file):
+def apply_cmd(ctx, vars_, available_now, timeout, resets, quiet, realtime, status_file, metrics_port):
     """Start the streams: Kafka sources, fraud_prob, the models' views in DAG order, and one
     streaming query per sink, each with its own checkpoint. Refuses INCOMPATIBLE changes
     unless --reset. Ctrl-C (or SIGTERM) stops every query cleanly and exits 0."""
     from runner.stream import run_status
 
     with run_status.reporting(status_file) as status:
-        _apply(ctx, vars_, available_now, timeout, resets, quiet, realtime, status)
+        _apply(ctx, vars_, available_now, timeout, resets, quiet, realtime, status, metrics_port)
 
 
-def _apply(ctx, vars_, available_now, timeout, resets, quiet, realtime, status) -> None:
+def _apply(ctx, vars_, available_now, timeout, resets, quiet, realtime, status, metrics_port=None) -> None:
     import threading
 
     from runner.stream import apply as runtime
+    from runner.stream import metrics
     from runner.stream.session import session_for
 
     project = ctx.project
@@ -356,12 +360,17 @@ def _apply(ctx, vars_, available_now, timeout, resets, quiet, realtime, status) 
                           f"(query {p.group}, checkpoint {p.checkpoint})", highlight=False)
 
     runtime.preflight(project, plans)
-    spark = session_for(project)
-    try:
-        result = runtime.run(spark, project, manifest, plans, available_now=available_now, timeout_s=timeout,
-                             stop_event=stop_event, on_batch=on_batch, on_started=on_started, realtime=realtime)
-    finally:
-        spark.stop()   # drains Spark's listener bus while Python still answers its callbacks
+    port = metrics_port or project.target.metrics_port
+    with metrics.serving(project, manifest, plans, port=port, host=project.target.metrics_host,
+                         on_batch=on_batch) as batch_seen:
+        if port:
+            console.print(f"metrics on http://{project.target.metrics_host}:{port}/metrics", highlight=False)
+        spark = session_for(project)
+        try:
+            result = runtime.run(spark, project, manifest, plans, available_now=available_now, timeout_s=timeout,
+                                 stop_event=stop_event, on_batch=batch_seen, on_started=on_started, realtime=realtime)
+        finally:
+            spark.stop()   # drains Spark's listener bus while Python still answers its callbacks
     if result.error:
         raise RunnerError(result.error, hint="fix the cause and run `runner apply` again; checkpoints resume where it stopped")
     status.stopped(result.stopped_by)

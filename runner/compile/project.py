@@ -30,6 +30,7 @@ FIELD_TYPE = re.compile(r"^(STRING|DOUBLE|FLOAT|INT|INTEGER|BIGINT|LONG|SMALLINT
                         r"|DECIMAL\(\d{1,2}, ?\d{1,2}\))$", re.IGNORECASE)
 _PATH_BAD = re.compile(r"[\x00-\x1f'\"`;]")
 DEFAULT_KAFKA_WAIT_S = 30.0
+DEFAULT_METRICS_HOST = "127.0.0.1"   # metrics are served to this machine only unless a target says otherwise
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,8 @@ class Target:
     kafka: dict[str, str]            # kafka.* client options, secrets still as ${env:...}
     spark_conf: dict[str, str] = field(default_factory=dict)
     kafka_wait_s: float = DEFAULT_KAFKA_WAIT_S  # how long apply waits for the broker before giving up
+    metrics_port: int | None = None  # apply serves Prometheus metrics there (runner/stream/metrics.py); None: off
+    metrics_host: str = DEFAULT_METRICS_HOST
 
     @property
     def bootstrap_servers(self) -> str:
@@ -312,6 +315,24 @@ class TargetDecl(_Section):
     kafka: dict[Text, Text]
     spark_conf: dict[Text, Text] | None = None
     kafka_wait_s: Any = DEFAULT_KAFKA_WAIT_S
+    metrics_port: Any = None
+    metrics_host: Any = DEFAULT_METRICS_HOST
+
+    @field_validator("metrics_port")
+    @classmethod
+    def _metrics_port(cls, v: Any) -> int | None:
+        if v is not None and not (_is_whole(v) and v <= 65535):
+            raise Refused(f"metrics_port must be a TCP port 1-65535, got {v!r}",
+                          "leave it out to serve no metrics (or pass `runner apply --metrics-port PORT`)")
+        return v
+
+    @field_validator("metrics_host")
+    @classmethod
+    def _metrics_host(cls, v: Any) -> str:
+        if not isinstance(v, str) or not v.strip() or any(c.isspace() for c in v):
+            raise Refused(f"metrics_host must be an address to bind, got {v!r}",
+                          f"{DEFAULT_METRICS_HOST} (the default) for this machine only; 0.0.0.0 for every interface")
+        return v
 
     @field_validator("kafka_wait_s")
     @classmethod
@@ -456,6 +477,6 @@ def load_project(root: str | Path = ".", *, target: str | None = None, master: s
         runtime_dir=root / str(paths.get("runtime", ".runtime")),
         target=Target(name=tname, master=master or t.master, output_root=t.output_root,
                       checkpoint_root=t.checkpoint_root, kafka=dict(t.kafka), spark_conf=dict(t.spark_conf or {}),
-                      kafka_wait_s=t.kafka_wait_s),
+                      kafka_wait_s=t.kafka_wait_s, metrics_port=t.metrics_port, metrics_host=t.metrics_host),
         targets=tuple(targets),
     )
