@@ -5,6 +5,10 @@ aggregating once per sink. Parquet stays exactly-once inside foreachBatch: batch
 temporary folder and renamed to `batch=N` once complete; a replayed batch N (after a crash, Spark
 replays the same offsets under the same id) finds `batch=N` and is skipped. Kafka stays
 at-least-once.
+
+A batch with no rows writes nothing: a windowed aggregation in append mode emits rows only when
+a window closes (once a minute), so most of its batches are empty, and writing each sink anyway
+would cost a Spark job per sink per second for nothing. A replayed empty batch is empty again.
 """
 from __future__ import annotations
 
@@ -41,6 +45,8 @@ def batch_writer(members: list, kafka_options: dict):
     def write(batch_df, batch_id: int) -> None:
         cached = batch_df.persist()   # computed once, written len(members) times
         try:
+            if cached.isEmpty():
+                return
             for p in members:
                 write_batch(cached, p.spec, batch_id, kafka_options)
         finally:

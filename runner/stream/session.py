@@ -21,6 +21,13 @@ DEFAULT_CONF = {
     "spark.sql.streaming.stopActiveRunOnRestart": "true",
     # Real-time Mode needs every stage of its query scheduled at once.
     "spark.scheduler.mode": "FAIR",
+    # Streaming state (the readers' repeat filter, the KPI windows) in RocksDB, off the JVM heap,
+    # each batch committing a small changelog instead of a delta file per partition plus periodic
+    # full snapshots of an in-heap map. Where to keep state, not what the SQL means: a checkpoint
+    # records its provider, and Spark keeps using it there.
+    "spark.sql.streaming.stateStore.providerClass":
+        "org.apache.spark.sql.execution.streaming.state.RocksDBStateStoreProvider",
+    "spark.sql.streaming.stateStore.rocksdb.changelogCheckpointing.enabled": "true",
 }
 
 
