@@ -186,3 +186,20 @@ def test_a_prometheus_server_scrapes_it(live, tmp_path):
         server.terminate()
         server.wait(timeout=30)
         log.close()
+
+
+def test_the_flag_and_the_target_key_reach_the_endpoint(stream_project):
+    """`runner apply --metrics-port` and a target's metrics_port both bind the endpoint (a port that is
+    taken is refused before Spark starts, which makes this cheap)."""
+    sp = stream_project
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        by_flag = sp.cli("apply", "--metrics-port", str(port), "--timeout", "1", "--quiet", timeout=120)
+        sp.raw["targets"]["local"]["metrics_port"] = port
+        sp.write()
+        by_target = sp.cli("apply", "--timeout", "1", "--quiet", timeout=120)
+    for result in (by_flag, by_target):
+        assert result.returncode == 1, (result.stdout[-1500:], result.stderr[-1500:])
+        assert f"can not serve metrics on 127.0.0.1:{port}" in result.stdout + result.stderr
