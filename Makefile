@@ -6,7 +6,7 @@ JARS   := jvm/lib
 
 .PHONY: setup test test-fast lint demo bench clean browser
 
-setup: $(VENV)/.installed $(JARS)/.resolved browser
+setup: $(VENV)/.installed $(JARS)/.resolved browser prometheus
 
 # Headless Chromium for tests/test_docs.py (playwright drives it; it downloads no browser).
 # A no-op when chromium is on PATH; installed only where apt-get is (and as root); elsewhere
@@ -16,6 +16,18 @@ browser:
 	  || { ! command -v apt-get >/dev/null && echo "note: no chromium and no apt-get; tests/test_docs.py will be skipped"; } \
 	  || { [ "$$(id -u)" != 0 ] && echo "note: no chromium; as root: apt-get install chromium (tests/test_docs.py is skipped until then)"; } \
 	  || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+# Debian's Prometheus server, for the test that scrapes `runner apply --metrics-port` with it
+# (tests/stream/test_metrics.py). Optional, like chromium: a no-op when `prometheus` is on PATH;
+# tried only where apt-get is (and as root); if it is missing or fails, that test is skipped with
+# its reason. Where systemd runs, Debian's package also starts a prometheus service on :9090.
+.PHONY: prometheus
+prometheus:
+	@command -v prometheus >/dev/null \
+	  || { ! command -v apt-get >/dev/null && echo "note: no prometheus and no apt-get; its test in tests/stream/test_metrics.py will be skipped"; } \
+	  || { [ "$$(id -u)" != 0 ] && echo "note: no prometheus; as root: apt-get install prometheus (its test is skipped until then)"; } \
+	  || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; } \
+	  || echo "note: apt-get install prometheus failed; its test in tests/stream/test_metrics.py will be skipped"
 
 # Re-installs only when pyproject.toml changes, so a second `make setup` takes seconds.
 $(VENV)/.installed: pyproject.toml
