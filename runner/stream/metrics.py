@@ -255,9 +255,9 @@ def serving(project, manifest, plans: list, *, port: int | None, host: str,
                           hint="pick a free port with --metrics-port (or the target's metrics_port)") from None
 
     def observed(progress: dict) -> None:
-        metrics.observe(progress)
-        if on_batch:
+        if on_batch:   # the terminal's line first: a metrics failure must not cost it
             on_batch(progress)
+        metrics.observe(progress)
 
     try:
         yield observed
