@@ -213,6 +213,10 @@ REALTIME_FALLBACK = "200 milliseconds"
 # How long a reader remembers a routed record's source offset to drop a repeat: the route query's
 # Kafka sink is at-least-once, and after a crash it rewrites what it had not committed, at most
 # one checkpoint interval of records; so this must stay longer than REALTIME_CHECKPOINT_INTERVAL.
+# The horizon is kept on the minute a record was routed (`_routed_minute`), not its millisecond:
+# Spark runs an extra, empty batch whenever a query's watermark moves, to evict state, and on the
+# record's own time it moved with every batch (two batches per batch of input). On the minute it
+# moves once a minute, and a repeat is still remembered at least REPEAT_HORIZON.
 REPEAT_HORIZON = "10 minutes"
 
 
@@ -224,8 +228,8 @@ def _groups(plans: list[QueryPlan]) -> dict[str, list[QueryPlan]]:
 
 
 def _routed_frame(spark, kafka_options: dict, topic: str, schema, starting: str):
-    """A routed model's rows back from its topic: its columns, plus the time they were routed and the
-    source offset (`_source_offset`) they came from, to drop repeats on."""
+    """A routed model's rows back from its topic: its columns, plus the minute they were routed
+    (`_routed_minute`) and the source offset (`_source_offset`) they came from, to drop repeats on."""
     from pyspark.sql import functions as F
 
     raw = (spark.readStream.format("kafka").options(**kafka_options)
@@ -233,8 +237,9 @@ def _routed_frame(spark, kafka_options: dict, topic: str, schema, starting: str)
            .option("failOnDataLoss", "false").option("includeHeaders", "true").load())
     header = F.filter("headers", lambda h: h["key"] == OFFSET_HEADER)[0]["value"].cast("string")
     row = F.from_json(F.col("value").cast("string"), schema, {"timestampFormat": TIMESTAMP_FORMAT})
-    return raw.select(row.alias("r"), F.col("timestamp").alias("_routed_at"), header.alias("_source_offset")) \
-              .select("r.*", "_routed_at", "_source_offset")
+    routed = F.date_trunc("minute", F.col("timestamp"))
+    return raw.select(row.alias("r"), routed.alias("_routed_minute"), header.alias("_source_offset")) \
+              .select("r.*", "_routed_minute", "_source_offset")
 
 
 def starting_offsets(project, manifest, plans: list[QueryPlan]) -> dict[str, str]:
@@ -302,7 +307,7 @@ def start_queries(spark, project, manifest, plans: list[QueryPlan], *, available
             # Repeats of a routed record are dropped on its source offset; the watermark bounds that
             # state (and, for the KPIs, leaves late events out of the windows).
             df = (df.withWatermark(wm["column"], wm["delay"]) if wm
-                  else df.withWatermark("_routed_at", REPEAT_HORIZON)).dropDuplicatesWithinWatermark(["_source_offset"])
+                  else df.withWatermark("_routed_minute", REPEAT_HORIZON)).dropDuplicatesWithinWatermark(["_source_offset"])
             df.select(*[f"`{c}`" for c in frames[ref].columns]).createOrReplaceTempView(ref)
         model = manifest.model(query.model)
         # a mirror writes its routed model's rows as read back; a stateful model runs its SQL over them
