@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 JARS   := jvm/lib
 
-.PHONY: setup test test-fast lint demo bench clean browser
+.PHONY: setup setup-s3 test test-fast lint demo bench clean browser
 
 setup: $(VENV)/.installed $(JARS)/.resolved browser prometheus
 
@@ -44,6 +44,21 @@ $(JARS)/.resolved: jvm/pom.xml
 	mvn -q -B -f jvm/pom.xml -P broker dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory=lib/broker
 	mvn -q -B -f jvm/pom.xml -P connector dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory=lib/connector
 	mvn -q -B -f jvm/pom.xml -P minicluster dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory=lib/minicluster
+	touch $@
+
+# s3a:// roots and tests/s3, apart from `make setup` for their size: Hadoop's S3A connector with the
+# AWS SDK bundle its pom declares (jvm/lib/s3, 659 MB; ~40 s to fetch here), and moto's S3 server
+# for the tests. The runner puts jvm/lib/s3 on a local driver's class path when it is there.
+setup-s3: setup $(JARS)/s3/.resolved $(VENV)/.installed-s3
+
+$(JARS)/s3/.resolved: jvm/pom.xml
+	@command -v mvn >/dev/null || { echo "error: mvn not found; install Maven 3.8+ (apt-get install maven)"; exit 1; }
+	rm -rf $(JARS)/s3
+	mvn -q -B -f jvm/pom.xml -P s3 dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory=lib/s3
+	touch $@
+
+$(VENV)/.installed-s3: $(VENV)/.installed
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev,s3]'
 	touch $@
 
 # One command from a fresh clone to live alerts and a report (output/report/); about 5 minutes.

@@ -10,7 +10,7 @@ from typing import Mapping
 
 from runner.errors import RunnerError
 from runner.stream import spark_log
-from runner.stream.jars import connector_version, jars
+from runner.stream.jars import connector_version, jars, s3a_connector_on_class_path
 
 # Defaults sized for a small machine; a target's spark_conf overrides them.
 DEFAULT_CONF = {
@@ -60,10 +60,11 @@ def build_session(master: str = "local[*]", *, app_name: str = "fraud-detector",
 
     builder = SparkSession.builder.master(master).appName(app_name)
     settings["spark.jars"] = ",".join(check_versions() + [j for j in settings.get("spark.jars", "").split(",") if j])
-    settings = spark_log.launch(settings, master=master, app_name=app_name)
-    for key, value in settings.items():
-        builder = builder.config(key, value)
-    spark = builder.getOrCreate()
+    with s3a_connector_on_class_path():   # whichever of the two launches the driver JVM
+        settings = spark_log.launch(settings, master=master, app_name=app_name)
+        for key, value in settings.items():
+            builder = builder.config(key, value)
+        spark = builder.getOrCreate()
     logging = spark_log.settings()
     spark.sparkContext.setLogLevel(log_level or (logging.level if logging else spark_log.DEFAULT_LEVEL))
     return spark

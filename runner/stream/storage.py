@@ -175,9 +175,11 @@ def _sessionless_hadoop():
     SparkHadoopUtil.newConfiguration over the target's spark_conf: what a session would use."""
     global _sessionless
     if _sessionless is None:
+        from runner.stream.jars import s3a_connector_on_class_path
         from runner.stream.spark_log import launch_private_gateway
 
-        gateway = launch_private_gateway()   # its log in the verb's file, as the session's
+        with s3a_connector_on_class_path():
+            gateway = launch_private_gateway()   # its log in the verb's file, as the session's
         jvm = gateway.jvm
         conf = jvm.org.apache.spark.SparkConf(True)
         for k, v in _spark_conf.items():
