@@ -41,10 +41,11 @@ def s3a_connector() -> list[Path]:
 def s3a_connector_on_class_path() -> Iterator[None]:
     """While a driver JVM is launched inside it (a session's, or the storage layer's own): the S3A
     connector, when resolved, at the end of that JVM's class path, so s3a:// roots work on a local
-    master with no spark_conf. At the end, through the launcher's SPARK_DIST_CLASSPATH, because the
-    SDK bundle carries an slf4j 1.x API: spark.driver.extraClassPath, which goes first, would let it
-    shadow Spark's slf4j 2 and send Spark's logging nowhere. A local master's executors share the
-    driver's JVM; a cluster's get the connector from the cluster (README "Running on a cluster")."""
+    master with no spark_conf. At the end, through the launcher's SPARK_DIST_CLASSPATH, not
+    spark.driver.extraClassPath, which goes first: Spark's own jars then win any class both hold (the
+    SDK bundle carries unshaded org.reactivestreams, for one), and the bundle's 400,000 entries are
+    searched only for what Spark's jars lack. A local master's executors share the driver's JVM; a
+    cluster's get the connector from the cluster (README "Running on a cluster")."""
     connector = s3a_connector()
     before = os.environ.get("SPARK_DIST_CLASSPATH")
     if connector:
