@@ -2,11 +2,13 @@
 on the test broker and parsed with prometheus_client's own parser; and, where Debian's
 `prometheus` is installed, a real Prometheus server scraping it and answering through its HTTP API.
 
-One run is shared by the module: a few hundred transactions (every fraud of a synthetic sample,
-so there are alerts) and six malformed records of three reasons, through the whole pipeline.
+The first test needs no run. One
+run is shared by the others: a few hundred transactions (every fraud of a synthetic sample,
+so there are alerts) and five malformed records of three reasons, through the whole pipeline.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import shutil
@@ -64,6 +66,23 @@ def send_input(sp: StreamProject) -> int:
     return len(rows)
 
 
+def test_the_flag_and_the_target_key_reach_the_endpoint(stream_project):
+    """`runner apply --metrics-port` and a target's metrics_port both bind the endpoint (a port that is
+    taken is refused before Spark starts, which makes this cheap)."""
+    sp = stream_project
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        by_flag = sp.cli("apply", "--metrics-port", str(port), "--timeout", "1", "--quiet", timeout=120)
+        sp.raw["targets"]["local"]["metrics_port"] = port
+        sp.write()
+        by_target = sp.cli("apply", "--timeout", "1", "--quiet", timeout=120)
+    for result in (by_flag, by_target):
+        assert result.returncode == 1, (result.stdout[-1500:], result.stderr[-1500:])
+        assert f"can not serve metrics on 127.0.0.1:{port}" in result.stdout + result.stderr
+
+
 class LiveRun:
     """`runner apply` with metrics served, running in a thread until the module's tests are done."""
 
@@ -78,8 +97,9 @@ class LiveRun:
         runtime.preflight(project, self.plans)
         self.stop = threading.Event()
         self.result = None
-        self._serving = metrics.serving(project, manifest, self.plans, port=self.port, host="127.0.0.1")
-        on_batch = self._serving.__enter__()
+        self._open = contextlib.ExitStack()
+        on_batch = self._open.enter_context(metrics.serving(project, manifest, self.plans, port=self.port,
+                                                            host="127.0.0.1"))
 
         def run():
             self.result = runtime.run(spark, project, manifest, self.plans, timeout_s=240, stop_event=self.stop,
@@ -90,7 +110,7 @@ class LiveRun:
     def close(self) -> None:
         self.stop.set()
         self.thread.join(timeout=120)
-        self._serving.__exit__(None, None, None)
+        self._open.close()
 
 
 @pytest.fixture(scope="module")
@@ -187,19 +207,3 @@ def test_a_prometheus_server_scrapes_it(live, tmp_path):
         server.wait(timeout=30)
         log.close()
 
-
-def test_the_flag_and_the_target_key_reach_the_endpoint(stream_project):
-    """`runner apply --metrics-port` and a target's metrics_port both bind the endpoint (a port that is
-    taken is refused before Spark starts, which makes this cheap)."""
-    sp = stream_project
-    with socket.socket() as taken:
-        taken.bind(("127.0.0.1", 0))
-        taken.listen()
-        port = taken.getsockname()[1]
-        by_flag = sp.cli("apply", "--metrics-port", str(port), "--timeout", "1", "--quiet", timeout=120)
-        sp.raw["targets"]["local"]["metrics_port"] = port
-        sp.write()
-        by_target = sp.cli("apply", "--timeout", "1", "--quiet", timeout=120)
-    for result in (by_flag, by_target):
-        assert result.returncode == 1, (result.stdout[-1500:], result.stderr[-1500:])
-        assert f"can not serve metrics on 127.0.0.1:{port}" in result.stdout + result.stderr
