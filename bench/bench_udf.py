@@ -48,13 +48,13 @@ def timed(df, runs: int = 3) -> tuple[list[float], list[float]]:
 
 def gbt_body_before_issue_14(model_dir: Path) -> str:
     """fraud_prob's GBT body as it was: the same trees, NULL guard as an OR chain (whole-stage codegen)."""
-    from udfs.card import FEATURES, PIPELINE_DIR
+    from udfs.card import PIPELINE_DIR
     from udfs.gbt_sql import gbt_expression
     from udfs.sqlgen import col
 
-    body, _ = gbt_expression(model_dir / PIPELINE_DIR)
+    body, summary = gbt_expression(model_dir / PIPELINE_DIR)
     guard_now = body.split(" THEN ", 1)[0]
-    any_null = " OR ".join(f"{col(f)} IS NULL" for f in FEATURES)
+    any_null = " OR ".join(f"{col(f)} IS NULL" for f in summary["features"])
     return body.replace(guard_now, f"CASE WHEN {any_null}", 1)
 
 
@@ -94,7 +94,7 @@ def main() -> None:
     gbt_card = udfs.card.read_card(gbt_dir)
     udfs.register(spark, model_dir)
     spark.sql(udfs.function_sql(gbt_dir).replace(f"FUNCTION {udfs.FUNCTION}(", "FUNCTION fraud_prob_gbt(", 1))
-    spark.sql(udfs.sqlgen.create_function(gbt_body_before_issue_14(gbt_dir), "fraud_prob_gbt_before"))
+    spark.sql(udfs.sqlgen.create_function(gbt_body_before_issue_14(gbt_dir), gbt_card["features"], "fraud_prob_gbt_before"))
     pm = PipelineModel.load(str(model_dir / "pipeline"))
 
     print(f"generating and caching {args.rows:,} rows ...", flush=True)
@@ -105,7 +105,7 @@ def main() -> None:
     # The seed notebook's scoring: transform, then a Python UDF pulls probability[1] out of the vector.
     get_p1 = F.udf(lambda v: float(v[1]), DoubleType())
     get_p1_pickled = F.udf(lambda v: float(v[1]), DoubleType(), useArrow=False)
-    args_sql = ", ".join(udfs.FEATURES)
+    args_sql = ", ".join(gbt_card["features"])   # both models were fitted on the same columns
     native = "LR: native `fraud_prob` (SQL function)"
     cases = {
         native: rows.select(F.expr(f"fraud_prob({args_sql})").alias("p")),

@@ -534,8 +534,12 @@ def train_cmd(ctx, data, synthetic, seed, kind, name, out_dir, max_iter, max_dep
     if out_dir is None:
         out_dir = (project.root / "models") if project else Path("models")
 
+    # In a project, the model is fitted on what its stream carries: the source schema's features.
+    from runner.compile.features import schema_features
+    features = schema_features(project) if project else training.LAYOUT_FEATURES
     with console.status("reading data"):
-        dataset = training.load_csv(data) if data else training.load_synthetic(synthetic, seed)
+        dataset = training.load_csv(data, features) if data else training.load_synthetic(synthetic, seed)
+    training.check_columns(dataset.frame, dataset.source, features)
     report = training.audit(dataset.frame)
     fmt = output.resolve(None, console)
     audit = output.Grid(["what", "value"], title=f"audit: {dataset.source}", show_header=False)
@@ -550,7 +554,7 @@ def train_cmd(ctx, data, synthetic, seed, kind, name, out_dir, max_iter, max_dep
         spark = (session_for(project, app_name="runner-train") if project
                  else build_session(app_name="runner-train"))
         result = training.train(spark, dataset, kind=kind, out_dir=out_dir, name=name,
-                                max_iter=max_iter, max_depth=max_depth,
+                                max_iter=max_iter, max_depth=max_depth, features=features,
                                 on_step=lambda msg: status.update(msg))
     card = result.card
     split = card["split"]

@@ -3,7 +3,10 @@
 `register(spark, model_dir)` reads the model card that `runner train` wrote and creates
 the session's temporary SQL function
 
-    fraud_prob(V1 DOUBLE, ..., V28 DOUBLE, Amount DOUBLE) RETURNS DOUBLE
+    fraud_prob(<the card's features, in its order> DOUBLE) RETURNS DOUBLE
+
+(for the shipped model V1..V28 and Amount: `runner train` fits the DOUBLE fields of the source
+schema in project.yml but Time, and the card records them)
 
 compiled to a plain Spark SQL expression (Spark inlines SQL functions), so scoring runs
 in the JVM with no Python worker:
@@ -20,31 +23,34 @@ from __future__ import annotations
 from pathlib import Path
 
 from runner.errors import RunnerError
-from udfs.card import FEATURES, PIPELINE_DIR, check_features, read_card
+from udfs.card import PIPELINE_DIR, check_features, read_card
 from udfs.sqlgen import FUNCTION, create_function
 
-__all__ = ["FEATURES", "FUNCTION", "register", "function_sql"]
+__all__ = ["FUNCTION", "register", "function_sql"]
 
 
 def function_sql(model_dir: str | Path, card: dict | None = None) -> str:
     """The CREATE TEMPORARY FUNCTION statement for the model in model_dir."""
     model_dir = Path(model_dir)
     card = card or read_card(model_dir)
+    features = list(card["features"])
     try:
         if card["kind"] == "lr":
             from udfs.lr_sql import lr_expression
-            body = lr_expression(card["lr"])
+            body = lr_expression(card["lr"], features)
         else:
             from udfs.gbt_sql import gbt_expression
-            body, _ = gbt_expression(model_dir / PIPELINE_DIR)
+            body, summary = gbt_expression(model_dir / PIPELINE_DIR)
+            if summary["features"] != features:
+                raise ValueError(f"its pipeline assembles {summary['features']}, its card lists {features}")
     except (ValueError, KeyError, IndexError, OSError) as e:
         raise RunnerError(f"cannot compile model {model_dir} to SQL: {e}",
                           hint="retrain it with `runner train`") from None
-    return create_function(body)
+    return create_function(body, features)
 
 
 def register(spark, model_dir: str | Path, source_schema: dict[str, str] | None = None) -> dict:
-    """Create the temporary function fraud_prob(V1..V28, Amount) for the model in model_dir.
+    """Create the temporary function fraud_prob(<the card's features>) for the model in model_dir.
 
     Refuses (RunnerError) a missing model folder, a card that is not ours, and a model
     whose features the source_schema (field -> Spark SQL type) lacks. Returns the card.

@@ -30,7 +30,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from udfs.card import FEATURES
 from udfs.sqlgen import col, lit
 
 
@@ -48,14 +47,13 @@ def _assembler_inputs(pipeline_dir: Path) -> list[str]:
     return list(meta["paramMap"]["inputCols"])
 
 
-def read_trees(pipeline_dir: str | Path) -> tuple[list[dict[int, dict]], list[float]]:
-    """Trees (node id -> node) and their weights, from the saved pipeline."""
+def read_trees(pipeline_dir: str | Path) -> tuple[list[dict[int, dict]], list[float], list[str]]:
+    """Trees (node id -> node), their weights, and the features their splits index (the
+    pipeline's VectorAssembler inputs, in order), from the saved pipeline."""
     import pyarrow.parquet as pq
 
     pipeline_dir = Path(pipeline_dir)
     inputs = _assembler_inputs(pipeline_dir)
-    if inputs != FEATURES:
-        raise ValueError(f"the pipeline assembles {inputs}, not {FEATURES}")
     stage = _stage_dir(pipeline_dir)
     meta = pq.read_table(stage / "treesMetadata").to_pylist()
     weights = {int(r["_1"]): float(r["_3"]) for r in meta}
@@ -64,10 +62,10 @@ def read_trees(pipeline_dir: str | Path) -> tuple[list[dict[int, dict]], list[fl
         node = r["nodeData"]
         trees[int(r["treeID"])][int(node["id"])] = node
     order = sorted(weights)
-    return [trees[t] for t in order], [weights[t] for t in order]
+    return [trees[t] for t in order], [weights[t] for t in order], inputs
 
 
-def tree_sql(nodes: dict[int, dict], node_id: int = 0) -> str:
+def tree_sql(nodes: dict[int, dict], features: list[str], node_id: int = 0) -> str:
     """One tree as nested CASE on one line: `x <= threshold` goes left, as in Spark."""
     node = nodes[node_id]
     if node["leftChild"] < 0:  # a leaf (Spark writes -1 for both children)
@@ -75,22 +73,22 @@ def tree_sql(nodes: dict[int, dict], node_id: int = 0) -> str:
     split = node["split"]
     if split["numCategories"] != -1:
         raise ValueError("categorical splits are not supported: the features are continuous")
-    feature = col(FEATURES[split["featureIndex"]])
+    feature = col(features[split["featureIndex"]])
     threshold = lit(split["leftCategoriesOrThreshold"][0])
-    return (f"CASE WHEN {feature} <= {threshold} THEN {tree_sql(nodes, node['leftChild'])} "
-            f"ELSE {tree_sql(nodes, node['rightChild'])} END")
+    return (f"CASE WHEN {feature} <= {threshold} THEN {tree_sql(nodes, features, node['leftChild'])} "
+            f"ELSE {tree_sql(nodes, features, node['rightChild'])} END")
 
 
 def gbt_expression(pipeline_dir: str | Path) -> tuple[str, dict]:
-    """The SQL expression and a summary (trees, nodes) of the model saved in pipeline_dir."""
-    trees, weights = read_trees(pipeline_dir)
+    """The SQL expression and a summary (trees, nodes, features) of the model saved in pipeline_dir."""
+    trees, weights, inputs = read_trees(pipeline_dir)
     if not trees:
         raise ValueError("the GBT model has no trees")
-    margin = "\n  + ".join(f"{lit(w)} * ({tree_sql(nodes)})" for nodes, w in zip(trees, weights))
+    margin = "\n  + ".join(f"{lit(w)} * ({tree_sql(nodes, inputs)})" for nodes, w in zip(trees, weights))
     # A NULL feature must give NULL, not silently take the ELSE branch of a split. Written as a
     # higher-order function on purpose: see the module docstring (it keeps the trees out of
     # whole-stage codegen, whose single method they would overflow).
-    features = ", ".join(col(f) for f in FEATURES)
+    features = ", ".join(col(f) for f in inputs)
     body = (f"CASE WHEN exists(array({features}), x -> x IS NULL) THEN CAST(NULL AS DOUBLE) ELSE\n"
             f"1.0D / (1.0D + exp(-2.0D * (\n  {margin})))\nEND")
-    return body, {"trees": len(trees), "nodes": sum(len(t) for t in trees)}
+    return body, {"trees": len(trees), "nodes": sum(len(t) for t in trees), "features": inputs}

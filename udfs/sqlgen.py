@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import math
 
-from udfs.card import FEATURES
-
 FUNCTION = "fraud_prob"
 
 
@@ -22,6 +20,7 @@ def col(name: str) -> str:
     return f"`{name}`"
 
 
-def create_function(body: str, name: str = FUNCTION) -> str:
-    params = ", ".join(f"{col(f)} DOUBLE" for f in FEATURES)
+def create_function(body: str, features: list[str], name: str = FUNCTION) -> str:
+    """fraud_prob(<the model card's features, in its order> DOUBLE) RETURNS DOUBLE RETURN body."""
+    params = ", ".join(f"{col(f)} DOUBLE" for f in features)
     return f"CREATE OR REPLACE TEMPORARY FUNCTION {name}({params}) RETURNS DOUBLE RETURN {body}"

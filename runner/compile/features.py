@@ -37,13 +37,20 @@ def scored_source(project: Project) -> KafkaSource:
     return next(iter(project.sources.values()))
 
 
+def schema_features(project: Project) -> list[str]:
+    """The features `runner train` fits in this project: the scored source's DOUBLE fields but
+    Time, in project.yml's order."""
+    source = scored_source(project)
+    return [f for f, t in source.schema.items() if t.upper() == "DOUBLE" and f not in NOT_A_FEATURE]
+
+
 def model_features(project: Project) -> ModelFeatures:
     from udfs.card import CARD_FILE, check_features, read_card
 
     source = scored_source(project)
     card_file = project.model_path / CARD_FILE
     if not card_file.is_file():
-        names = [f for f, t in source.schema.items() if t.upper() == "DOUBLE" and f not in NOT_A_FEATURE]
+        names = schema_features(project)
         return ModelFeatures(names, f"{project.file.name} sources.kafka.{source.name}.schema "
                                     f"(DOUBLE fields but {', '.join(NOT_A_FEATURE)}; no model card yet at {card_file})")
     try:

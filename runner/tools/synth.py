@@ -16,11 +16,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from udfs.card import FEATURES
-
-# The creditcard.csv layout: Time, the features `runner train` fits (V1..V28, Amount), Class.
-COLUMNS = ["Time", *FEATURES, "Class"]
-V_COLS = [c for c in FEATURES if c != "Amount"]   # the PCA components, one per V_STD entry below
+# The creditcard.csv layout: Time, the PCA components V1..V28 (one per V_STD entry below),
+# Amount, Class. A layout of data, not the model's features: `runner train` fits the columns
+# the project's source schema declares (runner/compile/features.py) and its card records them.
+V_COLS = [f"V{i}" for i in range(1, 29)]
+COLUMNS = ["Time", *V_COLS, "Amount", "Class"]
 
 FRAUD_RATE = 0.00172          # 492 / 284,807 in the real data
 ROWS_PER_SECOND = 1.65        # 284,807 rows over 172,792 s in the real data

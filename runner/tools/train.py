@@ -22,9 +22,14 @@ import pandas as pd
 
 from runner.errors import RunnerError
 from runner.files import replace_folder
-from udfs.card import CARD_FILE, FEATURES, PIPELINE_DIR
+from runner.tools.synth import COLUMNS
+from udfs.card import CARD_FILE, PIPELINE_DIR
 
 LABEL = "Class"
+# The features when the caller names none: creditcard.csv's columns but Time and the label
+# (V1..V28, Amount). In a project, `runner train` names the source schema's
+# (runner/compile/features.py), so the model scores what the stream carries.
+LAYOUT_FEATURES = [c for c in COLUMNS if c not in ("Time", LABEL)]
 THRESHOLDS = (0.5, 0.7, 0.8, 0.9, 0.95)
 SPLIT = (0.8, 0.2)
 SPLIT_SEED = 42
@@ -65,7 +70,8 @@ def _sha256_frame(df: pd.DataFrame) -> str:
     return h.hexdigest()
 
 
-def load_csv(path: str | Path) -> Dataset:
+def load_csv(path: str | Path, features: list[str] | None = None) -> Dataset:
+    """A creditcard.csv-layout file, checked for the label and `features` (default: the layout's)."""
     path = Path(path)
     if not path.is_file():
         raise RunnerError(f"no such data file: {path}",
@@ -74,7 +80,7 @@ def load_csv(path: str | Path) -> Dataset:
         df = pd.read_csv(path)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
         raise RunnerError(f"cannot read {path} as CSV: {e}") from None
-    check_columns(df, str(path))
+    check_columns(df, str(path), features or LAYOUT_FEATURES)
     return Dataset(df, str(path), _sha256_file(path), "file bytes")
 
 
@@ -88,12 +94,13 @@ def load_synthetic(n: int, seed: int = 42) -> Dataset:
                    synthetic={"n": n, "seed": seed})
 
 
-def check_columns(df: pd.DataFrame, where: str) -> None:
-    missing = [c for c in FEATURES + [LABEL] if c not in df.columns]
+def check_columns(df: pd.DataFrame, where: str, features: list[str]) -> None:
+    missing = [c for c in features + [LABEL] if c not in df.columns]
     if missing:
         raise RunnerError(f"data lacks columns: {', '.join(missing)}", where=where,
-                          hint="the creditcard.csv layout is Time, V1..V28, Amount, Class")
-    bad = [c for c in FEATURES + [LABEL] if not pd.api.types.is_numeric_dtype(df[c])]
+                          hint="the creditcard.csv layout is Time, V1..V28, Amount, Class; a project's "
+                               "model is fitted on its source schema's DOUBLE fields but Time")
+    bad = [c for c in features + [LABEL] if not pd.api.types.is_numeric_dtype(df[c])]
     if bad:
         raise RunnerError(f"columns are not numeric: {', '.join(bad)}", where=where)
     labels = set(pd.unique(df[LABEL].dropna()))
@@ -118,12 +125,12 @@ def audit(df: pd.DataFrame) -> dict:
 
 # --------------------------------------------------------------------------- fit
 
-def build_pipeline(kind: str, *, max_iter: int = 50, max_depth: int = 5):
+def build_pipeline(kind: str, features: list[str], *, max_iter: int = 50, max_depth: int = 5):
     from pyspark.ml import Pipeline
     from pyspark.ml.classification import GBTClassifier, LogisticRegression
     from pyspark.ml.feature import StandardScaler, VectorAssembler
 
-    assembler = VectorAssembler(inputCols=FEATURES, outputCol="features_raw")
+    assembler = VectorAssembler(inputCols=list(features), outputCol="features_raw")
     if kind == "lr":
         scaler = StandardScaler(inputCol="features_raw", outputCol="features", withMean=True, withStd=True)
         lr = LogisticRegression(featuresCol="features", labelCol=LABEL, weightCol="weight", maxIter=max_iter)
@@ -250,8 +257,10 @@ def _gbt_params(model) -> dict:
 
 
 def train(spark, data: Dataset, *, kind: str = "lr", out_dir: str | Path = "models", name: str | None = None,
-          max_iter: int = 50, max_depth: int = 5, on_step=None) -> TrainResult:
-    """Audit `data`, fit the `kind` pipeline, evaluate on the test part and save model + card."""
+          max_iter: int = 50, max_depth: int = 5, features: list[str] | None = None,
+          on_step=None) -> TrainResult:
+    """Audit `data`, fit the `kind` pipeline on `features` (default: LAYOUT_FEATURES), evaluate on
+    the test part and save model + card (which records the features, in order)."""
     import pyspark
 
     step = on_step or (lambda msg: None)
@@ -265,7 +274,9 @@ def train(spark, data: Dataset, *, kind: str = "lr", out_dir: str | Path = "mode
 
     report = audit(data.frame)
     df = data.frame.drop_duplicates()
-    if df[FEATURES + [LABEL]].isna().any().any():
+    features = list(features or LAYOUT_FEATURES)
+    check_columns(data.frame, data.source, features)
+    if df[features + [LABEL]].isna().any().any():
         raise RunnerError(f"{report['missing_cells']} missing cells in the features or the label",
                           where=data.source, hint="fill or drop them before training")
 
@@ -280,7 +291,7 @@ def train(spark, data: Dataset, *, kind: str = "lr", out_dir: str | Path = "mode
         train_w, test_w, train_counts, w1 = add_weights(train_df, test_df)
         test_counts = {int(r[LABEL]): int(r["count"]) for r in test_df.groupBy(LABEL).count().collect()}
         step(f"fitting {kind} on {sum(train_counts.values()):,} rows (fraud weight {w1:.2f})")
-        model = build_pipeline(kind, max_iter=max_iter, max_depth=max_depth).fit(train_w)
+        model = build_pipeline(kind, features, max_iter=max_iter, max_depth=max_depth).fit(train_w)
         step("evaluating on the test part")
         metrics, table, prob, label = evaluate(model, test_w)
     finally:
@@ -292,7 +303,7 @@ def train(spark, data: Dataset, *, kind: str = "lr", out_dir: str | Path = "mode
         "name": name,
         "kind": kind,
         "card_version": 1,
-        "features": list(FEATURES),
+        "features": features,
         "label": LABEL,
         "pipeline": PIPELINE_DIR,
         "pr_curve": PR_CURVE_FILE,

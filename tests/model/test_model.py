@@ -15,11 +15,14 @@ import pytest
 import udfs
 from runner.errors import RunnerError
 from runner.tools import train as training
-from runner.tools.synth import COLUMNS, generate
+from runner.tools.synth import COLUMNS, V_COLS, generate
 from udfs.gbt_sql import gbt_expression
 
 N_TRAIN = 20_000
-ARGS = ", ".join(udfs.FEATURES)
+# What `runner train` fits on creditcard-layout data when no project names features: its columns
+# but Time and Class, in order (the shipped project.yml's DOUBLE fields but Time are the same).
+FEATURES = [*V_COLS, "Amount"]
+ARGS = ", ".join(FEATURES)
 
 
 @pytest.fixture(scope="module")
@@ -80,7 +83,7 @@ def test_card_contents(models):
         assert card == json.loads(json.dumps(res.card))
         assert res.model_dir.name == f"fraud_{kind}"
         assert card["kind"] == kind
-        assert card["features"] == udfs.FEATURES
+        assert card["features"] == FEATURES
         assert card["pyspark_version"] == pyspark.__version__
         datetime.datetime.fromisoformat(card["created"])
         assert card["data"]["sha256"] == models["data"].sha256 and len(card["data"]["sha256"]) == 64
@@ -207,7 +210,7 @@ def test_gbt_projection_stays_out_of_whole_stage_codegen(spark, models, scoring_
 @pytest.mark.parametrize("kind", ["lr", "gbt"])
 def test_fraud_prob_null_feature_gives_null(spark, models, kind):
     udfs.register(spark, models[kind].model_dir)
-    args = ", ".join("CAST(NULL AS DOUBLE)" if f == "V14" else "0.5D" for f in udfs.FEATURES)
+    args = ", ".join("CAST(NULL AS DOUBLE)" if f == "V14" else "0.5D" for f in FEATURES)
     row = spark.sql(f"SELECT fraud_prob({args}) AS p, fraud_prob({', '.join(['0.5D'] * 29)}) AS q").first()
     assert row.p is None and 0.0 <= row.q <= 1.0
 
@@ -221,9 +224,9 @@ def test_zero_std_feature_drops_out(spark):
               "coefficients": list(rng.normal(size=29)), "intercept": -1.25}
     params["scaler_std"][3] = 0.0
     x = rng.normal(size=29)
-    sql = lr_expression(params)
+    sql = lr_expression(params, FEATURES)
     assert "`V4`" not in sql
-    values = dict(zip(udfs.FEATURES, x))
+    values = dict(zip(FEATURES, x))
     row = ", ".join(f"{float(v)!r}D AS `{k}`" for k, v in values.items())
     got = spark.sql(f"SELECT {sql} AS p FROM (SELECT {row})").first().p
     scale = np.array([0.0 if s == 0 else 1.0 / s for s in params["scaler_std"]])
@@ -242,12 +245,23 @@ def test_mismatched_features_refused(spark, models, repo):
     assert "V14" in err.value.message and "Amount" in err.value.message
     assert "V1," not in err.value.message
 
-    # A card trained on other features is refused too, even without a source schema.
+    # fraud_prob takes the card's features, whatever they are: a model fitted on Time instead of
+    # Amount scores with Time where the source carries it, and is refused where it does not.
     other = models["out"] / "other_features"
     other.mkdir()
-    card = dict(models["lr"].card, features=udfs.FEATURES[:-1] + ["Time"])
+    card = dict(models["lr"].card, features=FEATURES[:-1] + ["Time"])
     (other / "model_card.json").write_text(json.dumps(card))
-    with pytest.raises(RunnerError, match="trained on features"):
+    schema = dict(load_project(repo).sources["transactions"].schema)
+    udfs.register(spark, other, schema)
+    p = spark.sql(f"SELECT fraud_prob({', '.join(FEATURES[:-1] + ['Time'])}) AS p "
+                  f"FROM (SELECT {', '.join(f'0.5D AS {f}' for f in FEATURES[:-1] + ['Time'])})").first().p
+    assert 0.0 <= p <= 1.0
+    del schema["Time"]
+    with pytest.raises(RunnerError, match="missing from the source schema: Time"):
+        udfs.register(spark, other, schema)
+    # A card whose features do not match its fitted parameters is refused, naming both counts.
+    (other / "model_card.json").write_text(json.dumps(dict(card, features=FEATURES[:-1])))
+    with pytest.raises(RunnerError, match="lr parameters have lengths 29, 29, 29; the card lists 28 features"):
         udfs.register(spark, other)
 
 
