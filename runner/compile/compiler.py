@@ -143,7 +143,6 @@ def compile_project(project: Project, var_overrides: dict[str, str] | None = Non
         manifest = Manifest(project=project.name, models=models, routes=_route_plan(project, manifest), **facts)
     if write:
         write_target(project, manifest)
-    handoff.remember(project, var_overrides, manifest)
     return manifest
 
 

@@ -200,35 +200,7 @@ def load_current(project, var_overrides: dict[str, str] | None = None) -> tuple[
         return None, "the runner's compiler changed since the last compile: recompiling"
     if inputs.get("hash") != input_hash(project, var_overrides):
         return None, STALE
-    remember(project, var_overrides, manifest)
     return manifest, ""
-
-
-# The manifests this process compiled or loaded, by project folder and --var overrides: what
-# `compiled_for` answers for callers that have the project but not the manifest.
-_SEEN: dict[tuple[str, str], Manifest] = {}
-
-
-def _key(project, var_overrides: dict[str, str] | None) -> tuple[str, str]:
-    return str(Path(project.root).resolve()), json.dumps(sorted((var_overrides or {}).items()))
-
-
-def remember(project, var_overrides: dict[str, str] | None, manifest: Manifest) -> None:
-    _SEEN[_key(project, var_overrides)] = manifest
-
-
-def compiled_for(project, var_overrides: dict[str, str] | None = None) -> Manifest:
-    """The manifest compiled (or loaded) last in this process for this project and these
-    overrides; else target/manifest.json when it is current; else the project compiled in
-    memory (nothing written under target/, as read-only verbs promise)."""
-    seen = _SEEN.get(_key(project, var_overrides))
-    if seen is not None:
-        return seen
-    manifest, _ = load_current(project, var_overrides)
-    if manifest is None:
-        from runner.compile.compiler import compile_project
-        manifest = compile_project(project, var_overrides, write=False)
-    return manifest
 
 
 REALTIME = "realtime"   # Spark's Real-time Mode: records flow through, batches only checkpoint

@@ -61,15 +61,12 @@ def read_all(folder: str | Path) -> dict[str, list[dict]]:
     return ProgressTail(folder).poll()
 
 
-def parquet_sinks(project, manifest=None) -> dict[str, str]:
+def parquet_sinks(project, manifest) -> dict[str, str]:
     """{model: its Parquet sink folder, a path or URI for outputs.read}, from the compiled
-    models (so a renamed path follows): `manifest`, else the one compiled for the project
-    (runner/compile/manifest.py `compiled_for`; run time never compiles)."""
-    from runner.compile.manifest import compiled_for
+    models (so a renamed path follows). Run time never compiles: the caller hands the manifest."""
     from runner.stream import sinks, storage
 
     storage.configure(project.target.spark_conf)
-    manifest = manifest or compiled_for(project)
     out = {}
     for model in manifest.models:
         for spec in sinks.specs(project, model):

@@ -21,6 +21,7 @@ def header(demo, phase: str) -> str:
 
 
 def summary(demo, stopped_by: str) -> Table:
+    from runner.compile.compiler import current_manifest
     from runner.stream import outputs
     from runner.stream.progress import parquet_sinks
 
@@ -33,7 +34,9 @@ def summary(demo, stopped_by: str) -> Table:
         t.add_row("replayed", f"{sent:,} of {len(demo.rows):,} rows, {demo.event_span_s / 60:,.0f} minutes of "
                               f"event time at {demo.speedup:,.0f}x")
     if demo.demo_project is not None:
-        sinks = parquet_sinks(demo.demo_project, getattr(demo, "manifest", None))
+        # the manifest the demo's apply ran from (Ctrl-C before it compiled: the project as it is)
+        manifest = getattr(demo, "manifest", None) or current_manifest(demo.demo_project, write=False)
+        sinks = parquet_sinks(demo.demo_project, manifest)
         alerts = outputs.read(sinks["fraud_alerts"], columns=["txn_id", "Class"]) if "fraud_alerts" in sinks else None
         if alerts is not None:
             alerts = alerts.drop_duplicates("txn_id")
