@@ -297,12 +297,17 @@ def test_crash_leaves_previous_model_intact(spark, models, monkeypatch):
 
 # --------------------------------------------------------------------------- CLI
 
-def test_cli_train_synthetic_end_to_end(runner_cmd, repo, tmp_path):
-    proc = subprocess.run(runner_cmd + ["--project", str(repo), "train", "--synthetic", "5000",
-                                        "--max-iter", "10", "--out", str(tmp_path)],
-                          capture_output=True, text=True, timeout=240)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    out = proc.stdout
+def test_cli_train_synthetic_end_to_end(spark, repo, tmp_path):
+    """The verb as the CLI parses and prints it, run in this process: `runner train` finds the
+    tests' SparkSession running (session_for), so no second JVM starts for it."""
+    from click.testing import CliRunner
+
+    from runner.cli import cli
+
+    result = CliRunner().invoke(cli, ["--project", str(repo), "train", "--synthetic", "5000", "--max-iter", "10",
+                                      "--out", str(tmp_path)], prog_name="runner")
+    assert result.exit_code == 0, f"{result.output[-3000:]}{result.exception!r}"
+    out = result.output
     for text in ("duplicate rows", "missing cells", "PR-AUC", "ROC-AUC", "threshold", "precision", "0.95"):
         assert text in out, out
     card = json.loads((tmp_path / "fraud_lr" / "model_card.json").read_text())
