@@ -40,6 +40,18 @@ def broker(tmp_path_factory):
     kafka_local.stop(data_dir)
 
 
+@pytest.fixture(scope="session")
+def lr_model(spark, tmp_path_factory) -> Path:
+    """A logistic-regression model trained once per test session on synthetic rows (seed 7, unlike
+    the replayed data), for every test that needs a real model (stream, HDFS, cluster, docs); each
+    compares its outputs with this same model's batch scores, so one model serves them all."""
+    from runner.tools.train import load_synthetic, train
+
+    out = tmp_path_factory.mktemp("models")
+    train(spark, load_synthetic(20000, seed=7), kind="lr", out_dir=out, name="fraud_lr")
+    return out / "fraud_lr"
+
+
 @pytest.fixture
 def topic(broker):
     """A fresh topic name per test (created by whoever needs it, with its partitions)."""

@@ -35,23 +35,13 @@ def project_copy(root: Path, model: Path | None) -> Path:
 
 
 @pytest.fixture(scope="module")
-def trained(spark, tmp_path_factory) -> Path:
-    """A real model and card from `runner train`'s code, as tests/stream/conftest.py trains it."""
-    from runner.tools.train import load_synthetic, train
-
-    out = tmp_path_factory.mktemp("models")
-    train(spark, load_synthetic(20000, seed=7), kind="lr", out_dir=out, name="fraud_lr")
-    return out / "fraud_lr"
-
-
-@pytest.fixture(scope="module")
-def site(spark, trained, tmp_path_factory):
+def site(spark, lr_model, tmp_path_factory):
     """The docs of a copy of the shipped project, built with Spark's analysis (the default)."""
     from runner.compile.compiler import compile_project
     from runner.compile.project import load_project
     from runner.tools import docs
 
-    project = load_project(project_copy(tmp_path_factory.mktemp("docs") / "project", trained))
+    project = load_project(project_copy(tmp_path_factory.mktemp("docs") / "project", lr_model))
     result = docs.build(project, spark=spark, out_dir=REPO / "target" / "docs")
     manifest = compile_project(project, write=False)
     return project, manifest, result
@@ -68,7 +58,7 @@ def browser():
 
 
 @pytest.mark.skipif(NO_BROWSER is not None, reason=NO_BROWSER or "")
-def test_docs_site_in_headless_chromium(browser, site, trained):
+def test_docs_site_in_headless_chromium(browser, site, lr_model):
     project, manifest, result = site
     assert result.index == REPO / "target" / "docs" / "index.html" and result.with_spark and result.card
 
@@ -124,7 +114,7 @@ def test_docs_site_in_headless_chromium(browser, site, trained):
 
     # the vars with their types and values, and the model card with its threshold table and curve
     assert page.locator('tr[data-var="threshold"]').inner_text().split("\t")[:3] == ["threshold", "double", "0.9"]
-    card = json.loads((trained / "model_card.json").read_text())
+    card = json.loads((lr_model / "model_card.json").read_text())
     assert page.text_content('[data-metric="pr_auc"]') == f"{card['metrics']['pr_auc']:.4f}"
     assert page.locator("table.thresholds tbody tr").count() == len(card["threshold_table"])
     assert page.locator("table.thresholds tr.current td").first.inner_text() == "0.90"
@@ -136,11 +126,11 @@ def test_docs_site_in_headless_chromium(browser, site, trained):
     page.close()
 
 
-def test_docs_cli_without_spark(runner_cmd, trained, tmp_path):
+def test_docs_cli_without_spark(runner_cmd, lr_model, tmp_path):
     """`runner docs --no-spark --var ...`: no JVM, columns from the SQL with unknown types, the var's
     override shown and its threshold row marked; without a model, the default (Spark) run says how
     to go on instead of failing inside Spark."""
-    root = project_copy(tmp_path / "project", trained)
+    root = project_copy(tmp_path / "project", lr_model)
     r = subprocess.run([*runner_cmd, "--project", str(root), "docs", "--no-spark", "--var", "threshold=0.8"],
                        capture_output=True, text=True, timeout=300, env={**os.environ, "COLUMNS": "200"})
     assert r.returncode == 0, r.stderr

@@ -65,8 +65,8 @@ def by(df: pd.DataFrame, *keys: str) -> pd.DataFrame:
     return df.sort_values(list(keys)).reset_index(drop=True)[sorted(df.columns)]
 
 
-def test_cluster_apply_equals_local_run(spark, broker, cluster_model, standalone, tmp_path):
-    sp = StreamProject(tmp_path / "project", broker, cluster_model, partitions=4)
+def test_cluster_apply_equals_local_run(spark, broker, lr_model, standalone, tmp_path):
+    sp = StreamProject(tmp_path / "project", broker, lr_model, partitions=4)
     parquet_sinks_only(sp)
     rows = generate(3000, seed=21)
     sent = replay.send(sp.kafka, sp.topic, rows, start=START, id_prefix="cl")
@@ -114,7 +114,7 @@ def test_cluster_apply_equals_local_run(spark, broker, cluster_model, standalone
     assert out.startswith("file:///")
     cluster_alerts = outputs.read(f"{out}/alerts")
     local_alerts = outputs.read(sp.output("alerts"))
-    expected = reference_alerts(spark, cluster_model, rows, "cl")
+    expected = reference_alerts(spark, lr_model, rows, "cl")
     assert len(expected) > 5, "the reference should have alerts for this test to mean anything"
     assert sorted(cluster_alerts["txn_id"]) == sorted(expected)
     pd.testing.assert_frame_equal(by(cluster_alerts, "txn_id"), by(local_alerts, "txn_id"))
