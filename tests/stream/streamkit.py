@@ -69,8 +69,10 @@ class StreamProject:
 
 
 def apply_in_process(spark, sp: StreamProject, *, var_overrides=None, available_now=True, timeout_s=300,
-                     on_started=None):
-    """`runner apply --available-now` through the Python API on the shared session (no new JVM)."""
+                     on_started=None, stop_event=None, realtime=True):
+    """`runner apply --available-now` through the Python API on the shared session (no new JVM).
+    With available_now=False it runs until stop_event is set (what SIGTERM does to `runner apply`);
+    realtime=False is `--no-realtime`."""
     from runner.stream import apply as runtime
 
     project = sp.load()
@@ -78,7 +80,7 @@ def apply_in_process(spark, sp: StreamProject, *, var_overrides=None, available_
     plans = runtime.plan(project, manifest, var_overrides)
     runtime.preflight(project, plans)
     result = runtime.run(spark, project, manifest, plans, available_now=available_now, timeout_s=timeout_s,
-                         on_started=on_started)
+                         on_started=on_started, stop_event=stop_event, realtime=realtime)
     return plans, result
 
 

@@ -2,8 +2,10 @@
 later: `runner apply` rides through, the Parquet alerts equal the batch reference exactly and the
 fraud_alerts topic holds every reference txn_id.
 
-Waits are on observable outcomes only (alerts in the Parquet output, the replay's end, the apply
-process's exit, the ISR), each with a deadline; nothing here knows query or checkpoint names.
+apply runs in this process on the shared session (streamkit.apply_in_process, in a thread, until
+its stop event is set as SIGTERM sets it): no second JVM; SIGTERM itself is test_signals'.
+Waits are on observable outcomes only (alerts in the Parquet output, the replay's end, apply's
+end, the ISR), each with a deadline; nothing here knows query or checkpoint names.
 """
 from __future__ import annotations
 
@@ -15,12 +17,13 @@ from datetime import datetime, timezone
 
 import pandas as pd
 import pytest
-from streamkit import StreamProject, consume_keys, reference_alerts
+from streamkit import StreamProject, apply_in_process, consume_keys, reference_alerts
 
 from runner.stream import outputs
 from runner.stream.kafka_clients import admin
 from runner.tools import kafka_local, replay
 from runner.tools.synth import generate
+from runner.waits import wait_until
 
 START = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
 HEAD, MIDDLE, TAIL = 800, 1600, 600   # before apply starts / during the kill / after the restart
@@ -75,18 +78,20 @@ def _replicated(bootstrap: str, topics: list[str]) -> dict[str, tuple[set[int], 
         client.close()
 
 
-def _wait_for_alerts(sp: StreamProject, proc, want: set[str], log, deadline_s: float) -> set[str]:
+def _wait_for_alerts(sp: StreamProject, worker: threading.Thread, box: dict, want: set[str],
+                     deadline_s: float) -> set[str]:
     """Until the Parquet alerts hold every txn_id in want (or the deadline); the alert ids."""
-    deadline = time.monotonic() + deadline_s
     got: set[str] = set()
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, f"apply exited with {proc.returncode}:\n{log.read_text()[-4000:]}"
-        got = set(outputs.read(sp.output("alerts"), ["txn_id"])["txn_id"])
-        if want <= got:
-            return got
-        time.sleep(1)
-    raise AssertionError(f"{len(want - got)} of {len(want)} alerts missing after {deadline_s:.0f}s:\n"
-                         f"{log.read_text()[-4000:]}")
+
+    def all_there() -> bool:
+        assert worker.is_alive(), f"apply ended: {box.get('result')!r}"
+        got.clear()
+        got.update(outputs.read(sp.output("alerts"), ["txn_id"])["txn_id"])
+        return want <= got
+
+    wait_until(all_there, timeout_s=deadline_s, interval_s=0.5,
+               message=lambda: f"{len(want - got)} of {len(want)} alerts")
+    return set(got)
 
 
 def test_a_broker_killed_mid_stream_loses_no_alert(spark, cluster, lr_model, tmp_path):
@@ -112,12 +117,22 @@ def test_a_broker_killed_mid_stream_loses_no_alert(spark, cluster, lr_model, tmp
 
     sent = replay.send(sp.kafka, sp.topic, parts["head"], start=START, id_prefix="bk-head")
     assert sent.errors == 0, sent.first_error
-    log = tmp_path / "apply.log"
-    # Micro-batches: the route query's Real-time Mode (5-minute batches holding their task slots)
-    # is not what this test is about, and on 2 shared cores it may not get its slots at all.
-    proc = sp.popen("apply", "--no-realtime", log=log)
+    stop, box = threading.Event(), {}
+
+    def run_apply() -> None:
+        try:
+            # Micro-batches (--no-realtime): the route query's Real-time Mode (5-minute batches holding
+            # their task slots) is not what this test is about, and on 2 shared cores it may not get
+            # its slots at all.
+            box["result"] = apply_in_process(spark, sp, available_now=False, timeout_s=None, stop_event=stop,
+                                             realtime=False)[1]
+        except BaseException as exc:   # shown by the waits below, which see the thread end
+            box["result"] = exc
+
+    worker = threading.Thread(target=run_apply, daemon=True)
+    worker.start()
     try:
-        _wait_for_alerts(sp, proc, expected["head"], log, deadline_s=420)   # includes Spark's start
+        _wait_for_alerts(sp, worker, box, expected["head"], deadline_s=420)
 
         killed: dict[str, float] = {}
         progress = {"sent": 0}
@@ -140,7 +155,7 @@ def test_a_broker_killed_mid_stream_loses_no_alert(spark, cluster, lr_model, tmp
         assert not victim.running and all(n.running for n in others)
 
         # The queries ride through with one broker down: the middle's alerts arrive meanwhile.
-        _wait_for_alerts(sp, proc, expected["head"] | expected["middle"], log, deadline_s=240)
+        _wait_for_alerts(sp, worker, box, expected["head"] | expected["middle"], deadline_s=240)
         down_s = time.monotonic() - killed["at"]
         assert not victim.running
 
@@ -149,14 +164,13 @@ def test_a_broker_killed_mid_stream_loses_no_alert(spark, cluster, lr_model, tmp
         sent = replay.send(sp.kafka, sp.topic, parts["tail"], start=START, id_prefix="bk-tail")
         assert sent.errors == 0, sent.first_error
         everything = set().union(*expected.values())
-        _wait_for_alerts(sp, proc, everything, log, deadline_s=240)
-
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(120) == 0, log.read_text()[-4000:]
+        _wait_for_alerts(sp, worker, box, everything, deadline_s=240)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(30)
+        stop.set()
+        worker.join(120)
+    assert not worker.is_alive(), "apply did not stop within 120 s of its stop event"
+    result = box["result"]
+    assert not isinstance(result, BaseException) and result.exit_code == 0 and result.stopped_by == "signal", result
 
     alerts = outputs.read(sp.output("alerts"))
     assert sorted(alerts["txn_id"]) == sorted(everything)       # nothing lost, nothing twice
@@ -164,13 +178,13 @@ def test_a_broker_killed_mid_stream_loses_no_alert(spark, cluster, lr_model, tmp
     assert everything <= set(on_kafka)                          # at-least-once: repeats allowed
 
     # The restarted node caught up: it is back in every partition's ISR.
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        isr = {t: in_sync for t, (_, in_sync) in _replicated(cluster.bootstrap, [sp.topic, "fraud_alerts"]).items()}
-        if all(victim.node_id in s for s in isr.values()):
-            break
-        time.sleep(1)
-    assert all(victim.node_id in s for s in isr.values()), isr
+    isr: dict = {}
+
+    def caught_up() -> bool:
+        isr.update({t: s for t, (_, s) in _replicated(cluster.bootstrap, [sp.topic, "fraud_alerts"]).items()})
+        return all(victim.node_id in s for s in isr.values())
+
+    wait_until(caught_up, timeout_s=60, interval_s=0.5, message=lambda: f"node {victim.node_id} in every ISR: {isr}")
     print(f"broker {victim.node_id} (leading {leads[victim.node_id]} partitions) killed after "
           f"{killed['sent']} middle rows, down {down_s:.0f}s; {len(everything)} alerts, "
           f"{len(on_kafka)} on Kafka")

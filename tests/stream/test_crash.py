@@ -6,7 +6,7 @@ import threading
 import time
 from datetime import datetime, timezone
 
-from streamkit import consume_keys, reference_alerts
+from streamkit import apply_in_process, consume_keys, reference_alerts
 
 from runner.stream import checkpoints, outputs
 from runner.tools import replay
@@ -25,6 +25,7 @@ def test_sigkill_mid_stream_then_restart_loses_nothing(spark, stream_project, lr
     # a micro-batch query (the route query commits once per checkpoint interval)
     shared = sp.root / "checkpoints" / "fraud_alerts__parquet"
     sender = None
+    killed = threading.Event()
     try:
         # Once the first batch is committed, send the rest while it runs, then kill it mid-flight.
         def running() -> None:
@@ -35,7 +36,7 @@ def test_sigkill_mid_stream_then_restart_loses_nothing(spark, stream_project, lr
         # txn_ids continue the head's numbering, so the reference below covers all 5,000 rows.
         tail_ids = tail.reset_index(drop=True)
         sent = {"n": 0}
-        sender = threading.Thread(target=_send_tail, args=(sp, tail_ids, sent), daemon=True)
+        sender = threading.Thread(target=_send_tail, args=(sp, tail_ids, sent, killed), daemon=True)
         sender.start()
         # Mid-flight: a few seconds' worth of the tail (400 rows at 100/s) is on the topic while
         # apply runs, and the replay is still sending when the kill comes.
@@ -46,14 +47,16 @@ def test_sigkill_mid_stream_then_restart_loses_nothing(spark, stream_project, lr
         proc.send_signal(signal.SIGKILL)
         proc.wait(30)
     finally:
+        killed.set()
         if proc.poll() is None:
             proc.kill()
     if sender:
         sender.join(180)
     partial = len(outputs.read(sp.output("alerts")))
 
-    result = sp.cli("apply", "--available-now", "--quiet")
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    # Started again from the killed run's checkpoints, on the shared session (no second JVM).
+    _, result = apply_in_process(spark, sp)
+    assert result.exit_code == 0 and result.stopped_by == "available-now", result
 
     expected = reference_alerts(spark, lr_model, rows, "crash")
     alerts = outputs.read(sp.output("alerts"))
@@ -63,8 +66,10 @@ def test_sigkill_mid_stream_then_restart_loses_nothing(spark, stream_project, lr
     assert set(expected) <= set(on_kafka)                       # at-least-once: repeats allowed
 
 
-def _send_tail(sp, tail, sent: dict) -> None:
-    """The rest of the rows, at 100/s, numbered after the first 1,500; counts them in sent["n"]."""
+def _send_tail(sp, tail, sent: dict, killed: threading.Event) -> None:
+    """The rest of the rows, numbered after the first 1,500, at 100/s until apply is killed (the rows
+    it is reading while it dies), then as fast as the producer goes (apply is down: nobody reads
+    them until the restart); counts them in sent["n"]."""
     from kafka import KafkaProducer
 
     pairs = replay.records(tail, start=START, id_prefix="crash")
@@ -74,6 +79,7 @@ def _send_tail(sp, tail, sent: dict) -> None:
         producer.send(sp.topic, key=f"crash-{n:08d}".encode(),
                       value=value.replace(key, f"crash-{n:08d}".encode()))
         sent["n"] = i + 1
-        time.sleep(0.01)   # the pace of the stream (100 rows/s), not a synchronisation
+        if not killed.is_set():
+            time.sleep(0.01)   # the pace of the stream (100 rows/s), not a synchronisation
     producer.flush(60)
     producer.close()
