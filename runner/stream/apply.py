@@ -23,7 +23,7 @@ from runner.compile import fingerprint
 from runner.compile.manifest import REALTIME
 from runner.compile.routes import OFFSET_HEADER, TIMESTAMP_FORMAT
 from runner.errors import RunnerError, analysis_error
-from runner.stream import checkpoints, fanout, sinks, sources, topology
+from runner.stream import checkpoints, sink_batches, sinks, sources, topology
 
 
 @dataclass
@@ -318,7 +318,7 @@ def start_queries(spark, project, manifest, plans: list[QueryPlan], *, available
         else:
             writer = (frame.writeStream.queryName(name).option("checkpointLocation", location)
                       .outputMode(model.config.output_mode)
-                      .foreachBatch(fanout.batch_writer(members, kafka_options)))
+                      .foreachBatch(sink_batches.batch_writer(members, kafka_options)))
             q = (writer.trigger(**trigger) if trigger else writer).start()
         q.realtime = False
         queries.append(q)

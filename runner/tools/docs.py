@@ -72,7 +72,7 @@ class SinkDoc:
     label: str                       # 'kafka: fraud_alerts'
     sink: dict                       # as the model's config declares it; {} for a query the runner adds
     query: str | None = None         # the sink's query name, e.g. fraud_alerts__kafka
-    group: str | None = None         # the streaming query it runs in, e.g. stateless__fanout
+    group: str | None = None         # the streaming query it runs in, e.g. kpi_per_minute__sinks
     verdict: str | None = None       # NEW / RESUME / ... as `runner plan` says it
     reasons: list[str] = field(default_factory=list)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from runner.stream import batches, fanout
+from runner.stream import batches, sink_batches
 
 
 def _member(location: str):
@@ -13,7 +13,7 @@ def _member(location: str):
 
 def test_an_empty_batch_writes_no_batch_folder(spark, tmp_path):
     out = str(tmp_path / "kpis")
-    write = fanout.batch_writer([_member(out)], kafka_options={})
+    write = sink_batches.batch_writer([_member(out)], kafka_options={})
     empty = spark.createDataFrame([], "window_start TIMESTAMP, n_txn BIGINT")
     write(empty, 7)
     assert batches.committed_dirs(out) == []
@@ -21,7 +21,7 @@ def test_an_empty_batch_writes_no_batch_folder(spark, tmp_path):
 
 def test_a_batch_with_rows_is_written_once_per_batch_id(spark, tmp_path):
     out = str(tmp_path / "kpis")
-    write = fanout.batch_writer([_member(out)], kafka_options={})
+    write = sink_batches.batch_writer([_member(out)], kafka_options={})
     rows = spark.createDataFrame([(1, 3), (2, 4)], "w INT, n_txn BIGINT")
     write(rows, 3)
     write(rows, 3)   # Spark replays a batch after a crash under the same id
