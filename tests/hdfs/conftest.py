@@ -1,4 +1,4 @@
-"""Fixtures for the HDFS tests: one mini HDFS per test session, a trained model, and a copy of the
+"""Fixtures for the HDFS tests: one mini HDFS per test session and a copy of the
 project whose checkpoint_root and output_root are on that HDFS."""
 from __future__ import annotations
 
@@ -21,16 +21,6 @@ def hdfs(tmp_path_factory):
     assert cluster.proc.poll() is not None, "the mini HDFS is still running"
 
 
-@pytest.fixture(scope="session")
-def hdfs_model(spark, tmp_path_factory) -> Path:
-    """A logistic-regression model trained on synthetic rows (seed 7, unlike the replayed data)."""
-    from runner.tools.train import load_synthetic, train
-
-    out = tmp_path_factory.mktemp("hdfs_models")
-    train(spark, load_synthetic(10000, seed=7), kind="lr", out_dir=out, name="fraud_lr")
-    return out / "fraud_lr"
-
-
 @pytest.fixture
-def hdfs_project(tmp_path, broker, hdfs, hdfs_model) -> StreamProject:
-    return on_hdfs(StreamProject(tmp_path / "project", broker, hdfs_model), hdfs)
+def hdfs_project(tmp_path, broker, hdfs, lr_model) -> StreamProject:
+    return on_hdfs(StreamProject(tmp_path / "project", broker, lr_model), hdfs)

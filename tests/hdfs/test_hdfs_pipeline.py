@@ -22,20 +22,23 @@ from runner.stream import checkpoints, outputs, storage
 from runner.stream.status import query_status
 from runner.tools import replay
 from runner.tools.synth import generate
+from runner.waits import wait_until
 
 START = datetime(2026, 4, 2, 10, 0, tzinfo=timezone.utc)
 WIDE = {**os.environ, "COLUMNS": "400"}   # rich tables unfolded, so the CLI's lines can be read
 
 
-def test_apply_on_hdfs_matches_batch_reference_and_status_and_audit_read_it(spark, hdfs_project, hdfs_model):
+def test_apply_on_hdfs_matches_batch_reference_and_status_and_audit_read_it(spark, hdfs_project, lr_model):
     sp = hdfs_project
     rows = generate(3000, seed=41)
     assert replay.send(sp.kafka, sp.topic, rows, start=START, id_prefix="h1").sent == 3000
 
-    result = sp.cli("apply", "--available-now", "--quiet")
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    # On the shared session (no second JVM; the CLI's apply on HDFS is the SIGKILL test's). status and
+    # audit stay CLI runs: without a session they read HDFS through a JVM of their own.
+    _, result = apply_in_process(spark, sp)
+    assert result.exit_code == 0 and result.stopped_by == "available-now", result
 
-    expected = reference_alerts(spark, hdfs_model, rows, "h1")
+    expected = reference_alerts(spark, lr_model, rows, "h1")
     assert len(expected) > 5, "the reference should have alerts for this test to mean anything"
     alerts = outputs.read(f"{sp.hdfs_base}/output/alerts")
     assert sorted(alerts["txn_id"]) == sorted(expected)              # exactly, and none twice
@@ -60,7 +63,7 @@ def test_apply_on_hdfs_matches_batch_reference_and_status_and_audit_read_it(spar
     assert re.search(r"txn_ids appearing twice in alerts\D*0\b", audit.stdout), audit.stdout
 
 
-def test_sigkill_mid_stream_on_hdfs_then_restart_loses_nothing(spark, hdfs_project, hdfs_model, tmp_path):
+def test_sigkill_mid_stream_on_hdfs_then_restart_loses_nothing(spark, hdfs_project, lr_model, tmp_path):
     sp = hdfs_project
     rows = generate(3000, seed=43)
     head, tail = rows.iloc[:1000], rows.iloc[1000:]
@@ -68,51 +71,56 @@ def test_sigkill_mid_stream_on_hdfs_then_restart_loses_nothing(spark, hdfs_proje
     proc = sp.popen("apply", log=tmp_path / "apply1.log")
     alerts_uri = f"{sp.hdfs_base}/output/alerts"
     sender = None
+    killed = threading.Event()
     try:
         # Once alerts are committed on HDFS, send the rest while it runs, then kill it mid-flight.
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline and outputs.read(alerts_uri).empty:
+        def committed() -> bool:
             assert proc.poll() is None, (tmp_path / "apply1.log").read_text()[-3000:]
-            time.sleep(1)
-        assert not outputs.read(alerts_uri).empty, "apply never committed alerts to HDFS"
-        sender = threading.Thread(target=_send_tail, args=(sp, tail.reset_index(drop=True)), daemon=True)
+            return not outputs.read(alerts_uri).empty
+
+        wait_until(committed, timeout_s=300, interval_s=0.5, message="apply's first alerts committed to HDFS")
+        sender = threading.Thread(target=_send_tail, args=(sp, tail.reset_index(drop=True), killed), daemon=True)
         sender.start()
         time.sleep(4)
         assert sender.is_alive(), "the replay ended before the kill; the test would prove nothing"
         proc.send_signal(signal.SIGKILL)
         proc.wait(30)
     finally:
+        killed.set()
         if proc.poll() is None:
             proc.kill()
     if sender:
         sender.join(180)
     partial = len(outputs.read(alerts_uri))
 
-    result = sp.cli("apply", "--available-now", "--quiet")
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    # Started again from the killed run's checkpoints on HDFS, on the shared session (no second JVM).
+    _, result = apply_in_process(spark, sp)
+    assert result.exit_code == 0 and result.stopped_by == "available-now", result
 
-    expected = reference_alerts(spark, hdfs_model, rows, "hk")
+    expected = reference_alerts(spark, lr_model, rows, "hk")
     alerts = outputs.read(alerts_uri)
     assert partial < len(alerts)
     assert sorted(alerts["txn_id"]) == sorted(expected)              # nothing lost, nothing twice
 
 
-def _send_tail(sp, tail) -> None:
-    """The rest of the rows at 100/s, numbered after the first 1,000."""
+def _send_tail(sp, tail, killed: threading.Event) -> None:
+    """The rest of the rows, numbered after the first 1,000, at 100/s until apply is killed, then as
+    fast as the producer goes (apply is down: nobody reads them until the restart)."""
     from kafka import KafkaProducer
 
     producer = KafkaProducer(bootstrap_servers=sp.broker.bootstrap, linger_ms=5)
     for i, (key, value) in enumerate(replay.records(tail, start=START, id_prefix="hk")):
         n = 1000 + i
         producer.send(sp.topic, key=f"hk-{n:08d}".encode(), value=value.replace(key, f"hk-{n:08d}".encode()))
-        time.sleep(0.01)
+        if not killed.is_set():
+            time.sleep(0.01)
     producer.flush(60)
     producer.close()
 
 
 @pytest.fixture(scope="module")
-def applied_on_hdfs(spark, broker, hdfs, hdfs_model, tmp_path_factory) -> StreamProject:
-    sp = on_hdfs(StreamProject(tmp_path_factory.mktemp("hdfs_applied") / "project", broker, hdfs_model), hdfs)
+def applied_on_hdfs(spark, broker, hdfs, lr_model, tmp_path_factory) -> StreamProject:
+    sp = on_hdfs(StreamProject(tmp_path_factory.mktemp("hdfs_applied") / "project", broker, lr_model), hdfs)
     replay.send(sp.kafka, sp.topic, generate(600, seed=45), start=START, id_prefix="hr")
     plans, result = apply_in_process(spark, sp)
     assert {p.verdict.kind for p in plans} == {NEW}
