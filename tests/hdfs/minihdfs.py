@@ -128,8 +128,8 @@ class MiniHDFS:
 def on_hdfs(sp, hdfs: MiniHDFS):
     """Point a StreamProject's checkpoint_root and output_root at a fresh folder of the mini HDFS;
     `sp.hdfs_base` is that folder's URI."""
-    base = hdfs.uri(f"fraud-{uuid.uuid4().hex[:8]}")
-    sp.raw["targets"]["local"].update(checkpoint_root=f"{base}/checkpoints", output_root=f"{base}/output")
-    sp.write()
-    sp.hdfs_base = base
+    from storecheck import on_store
+
+    sp = on_store(sp, hdfs.uri(f"fraud-{uuid.uuid4().hex[:8]}"))
+    sp.hdfs_base = sp.store_base
     return sp

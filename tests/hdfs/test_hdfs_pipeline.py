@@ -4,63 +4,29 @@ restart verdict whose reset archives on HDFS. Only public entry points (the CLI,
 plan/reset/preflight) and what they leave on HDFS are used, not query or folder names."""
 from __future__ import annotations
 
-import os
-import re
 import signal
 import threading
 import time
-from datetime import datetime, timezone
 
 import pytest
 from minihdfs import on_hdfs
+from storecheck import START, apply_matches_reference_and_status_and_audit_read_it
 from streamkit import StreamProject, apply_in_process, reference_alerts
 
 from runner.compile.fingerprint import INCOMPATIBLE, NEW
 from runner.errors import RunnerError
 from runner.stream import apply as runtime
-from runner.stream import checkpoints, outputs, storage
-from runner.stream.status import query_status
+from runner.stream import outputs
 from runner.tools import replay
 from runner.tools.synth import generate
 from runner.waits import wait_until
 
-START = datetime(2026, 4, 2, 10, 0, tzinfo=timezone.utc)
-WIDE = {**os.environ, "COLUMNS": "400"}   # rich tables unfolded, so the CLI's lines can be read
-
 
 def test_apply_on_hdfs_matches_batch_reference_and_status_and_audit_read_it(spark, hdfs_project, lr_model):
-    sp = hdfs_project
-    rows = generate(3000, seed=41)
-    assert replay.send(sp.kafka, sp.topic, rows, start=START, id_prefix="h1").sent == 3000
-
     # On the shared session (no second JVM; the CLI's apply on HDFS is the SIGKILL test's). status and
-    # audit stay CLI runs: without a session they read HDFS through a JVM of their own.
-    _, result = apply_in_process(spark, sp)
-    assert result.exit_code == 0 and result.stopped_by == "available-now", result
-
-    expected = reference_alerts(spark, lr_model, rows, "h1")
-    assert len(expected) > 5, "the reference should have alerts for this test to mean anything"
-    alerts = outputs.read(f"{sp.hdfs_base}/output/alerts")
-    assert sorted(alerts["txn_id"]) == sorted(expected)              # exactly, and none twice
-    assert len(outputs.read(f"{sp.hdfs_base}/output/kpis")) > 10     # closed windows, on HDFS too
-    # Everything the run kept is on HDFS: checkpoints with the runner's metadata, no local copy.
-    queries = [q for q in storage.path(f"{sp.hdfs_base}/checkpoints").iterdir()]
-    assert queries and all(checkpoints.read_meta(q) for q in queries)
-    assert not (sp.root / "checkpoints").exists() and not (sp.root / "output").exists()
-
-    status = sp.cli("status", env=WIDE)
-    assert status.returncode == 0, status.stdout[-3000:] + status.stderr[-3000:]
-    for q in queries:
-        assert str(q) in status.stdout, f"{q} missing from status:\n{status.stdout}"
-    by_query = query_status(sp.load())
-    assert {str(s.checkpoint) for s in by_query} == {str(q) for q in queries}
-    assert all(s.last_batch is not None and s.behind == 0 for s in by_query), by_query
-
-    audit = sp.cli("audit", env=WIDE)
-    assert audit.returncode == 0, audit.stdout[-3000:] + audit.stderr[-3000:]
-    found = re.search(r"alert rows \(Parquet\)\D*(\d+)", audit.stdout)
-    assert found and int(found.group(1)) == len(expected), audit.stdout
-    assert re.search(r"txn_ids appearing twice in alerts\D*0\b", audit.stdout), audit.stdout
+    # audit stay CLI runs: without a session they read HDFS through a JVM of their own. The same check
+    # as on S3 (tests/s3): tests/storecheck.py.
+    apply_matches_reference_and_status_and_audit_read_it(spark, hdfs_project, lr_model, rows=3000, seed=41, prefix="h1")
 
 
 def test_sigkill_mid_stream_on_hdfs_then_restart_loses_nothing(spark, hdfs_project, lr_model, tmp_path):
