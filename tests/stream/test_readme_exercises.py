@@ -40,7 +40,8 @@ def applied_project(tmp_path, lr_model):
 
 
 def rows_of(stdout: str, query_prefix: str) -> list[str]:
-    return [line for line in stdout.splitlines() if line.strip().startswith(f"│ {query_prefix}")]
+    # a table on a terminal ("│ name ..."), plain aligned text off one ("name ...")
+    return [line for line in stdout.splitlines() if line.strip().lstrip("│").strip().startswith(query_prefix)]
 
 
 def test_exercise_plans(applied_project):
