@@ -43,7 +43,10 @@ def end_offsets(kafka_options: dict, topics: set[str]) -> dict[str, dict[str, in
 
     from runner.stream.kafka_clients import client_config
     try:
-        consumer = KafkaConsumer(**{"request_timeout_ms": 10000, **client_config(kafka_options)})
+        # bootstrap_timeout_ms bounds the constructor: without it a broker that is down costs
+        # kafka-python's 30 s before status can say "Kafka does not answer".
+        consumer = KafkaConsumer(**{"request_timeout_ms": 10000, "bootstrap_timeout_ms": 5000,
+                                    **client_config(kafka_options)})
     except (KafkaError, OSError):
         return None
     try:
