@@ -12,6 +12,7 @@ Without `configure` (the tests' shared session, the benchmarks) Spark logs as it
 """
 from __future__ import annotations
 
+import contextlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -176,8 +177,6 @@ def error_line(exc: BaseException) -> str:
         return first_error(current_file()) or "the JVM exited while starting"
     java = getattr(exc, "java_exception", None)   # py4j's Py4JJavaError: "An error occurred while calling ..."
     if java is not None:
-        try:
+        with contextlib.suppress(Exception):   # the JVM is gone: fall back to the text py4j kept
             return str(java.toString())
-        except Exception:   # the JVM is gone: fall back to the text py4j kept
-            pass
     return error_summary(exc)

@@ -12,7 +12,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import time
 import uuid
@@ -21,6 +20,7 @@ from pathlib import Path
 import pyspark
 
 from runner.stream.jars import JVM_LIB
+from runner.tools import processes
 
 MAIN_CLASS = "org.apache.hadoop.test.MiniDFSClusterManager"
 START_TIMEOUT_S = 180.0
@@ -92,7 +92,7 @@ class MiniHDFS:
                "-D", "dfs.replication=1",
                "-writeDetails", str(details)]
         self.proc = subprocess.Popen(cmd, stdout=open(self.log, "wb"), stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL, cwd=self.folder)
+                                     stdin=subprocess.DEVNULL, cwd=self.folder, start_new_session=True)
         deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -109,14 +109,7 @@ class MiniHDFS:
         raise RuntimeError(f"the mini HDFS did not come up within {START_TIMEOUT_S:.0f}s; see {self.log}")
 
     def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(STOP_TIMEOUT_S)
+        processes.stop(self.proc, STOP_TIMEOUT_S)   # SIGTERM, then SIGKILL what is left of its session
 
     def __enter__(self) -> MiniHDFS:
         return self.start()

@@ -8,7 +8,6 @@ its pid (SIGTERM), then waited for. Nothing is kept: moto holds the objects in m
 from __future__ import annotations
 
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -17,6 +16,7 @@ import urllib.request
 from pathlib import Path
 
 from runner.stream.jars import JVM_LIB, s3a_connector
+from runner.tools import processes
 from runner.tools.kafka_local import free_port
 
 START_TIMEOUT_S = 60.0
@@ -76,7 +76,8 @@ class MotoS3:
         self.folder.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         self.proc = subprocess.Popen([_moto_server(), "-H", "127.0.0.1", "-p", str(self.port)],
-                                     stdout=open(self.log, "wb"), stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+                                     stdout=open(self.log, "wb"), stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                     start_new_session=True)
         deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -95,14 +96,7 @@ class MotoS3:
         return self
 
     def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(STOP_TIMEOUT_S)
+        processes.stop(self.proc, STOP_TIMEOUT_S)   # SIGTERM, then SIGKILL what is left of its session
 
     def __enter__(self) -> MotoS3:
         return self.start()
