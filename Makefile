@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 JARS   := jvm/lib
 
-.PHONY: setup setup-s3 test test-fast lint demo bench clean browser
+.PHONY: setup setup-s3 test test-fast lint demo bench soak clean browser
 
 setup: $(VENV)/.installed $(JARS)/.resolved browser prometheus
 
@@ -86,3 +86,13 @@ clean:
 # make bench BENCH_ARGS="--rows 20000 --rounds 1 --rates 1000,2000 --max-rate 0 --step-s 20"
 bench: setup
 	$(BIN)/python bench/bench.py $(BENCH_ARGS)
+
+# Not part of `make test`: `runner apply` (all sinks) under ProducerPerformance at SOAK_RATE events/s
+# for SOAK_MINUTES, sampled every 10 s (memory, heap after GC, state, records behind, batch
+# durations, alert p99, load average); at the end the Parquet alerts against the batch reference.
+# Writes bench/soak.md and bench/soak.png (samples in bench/soak_work/samples.jsonl as they come).
+# A short check of the harness: make soak SOAK_MINUTES=3
+SOAK_MINUTES ?= 60
+SOAK_RATE ?= 2000
+soak: setup
+	$(BIN)/python bench/soak.py --minutes $(SOAK_MINUTES) --rate $(SOAK_RATE) $(SOAK_ARGS)

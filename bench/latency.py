@@ -197,11 +197,13 @@ def _parquet_caught_up(run_dir: Path, alerts_end: dict[int, int]) -> bool:
 class Ladder:
     """One `runner apply` in one mode, and the steps run against it."""
 
-    def __init__(self, ctx, mode: str, *, step_s: float, warmup_s: float, sat_p99_ms: float, say=print):
+    def __init__(self, ctx, mode: str, *, step_s: float, warmup_s: float, sat_p99_ms: float, say=print,
+                 name: str = ""):
         self.ctx, self.mode, self.step_s, self.warmup_s, self.sat_p99_ms, self.say = \
             ctx, mode, step_s, warmup_s, sat_p99_ms, say
-        self.run_dir = ctx.work / f"latency_{mode}"
-        self.topic = f"bench_latency_{mode}"
+        name = name or f"latency_{mode}"    # the run's folder under ctx.work; its topic is bench_<name>
+        self.run_dir = ctx.work / name
+        self.topic = f"bench_{name}"
         self.project = bench_project(ctx.base, self.run_dir, ctx.bootstrap, self.topic, ctx.model_dir)
         self.probe = KafkaProbe(ctx.bootstrap)
         from runner.compile.compiler import compile_project

@@ -52,7 +52,8 @@ class TreeRss:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"rss-{pid}", daemon=True)
 
-    def _sample(self) -> tuple[int, int, int] | None:
+    def sample(self) -> tuple[int, int, int] | None:
+        """(whole tree, its java processes, the process started) resident bytes now; None once it is gone."""
         try:
             root = psutil.Process(self.pid)
             procs = [root, *root.children(recursive=True)]
@@ -75,7 +76,7 @@ class TreeRss:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            s = self._sample()
+            s = self.sample()
             if s:
                 self.peak, self.peak_jvm, self.peak_root = (max(self.peak, s[0]), max(self.peak_jvm, s[1]),
                                                             max(self.peak_root, s[2]))

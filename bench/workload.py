@@ -92,16 +92,25 @@ def window_counts(rows: pd.DataFrame, start: datetime, window_s: int = 60) -> pd
 
 # --------------------------------------------------------------------------- the paced load
 
-def write_payload(path: Path, n: int, *, seed: int, span_s: float, prefix: str) -> Path:
-    """n records as `runner replay` encodes them, one per line, event_time spread over the next
-    span_s seconds of wall-clock time (the KPIs then count them, none behind the watermark)."""
-    from runner.tools import replay
+def payload_rows(n: int, *, seed: int, span_s: float) -> pd.DataFrame:
+    """The rows of a payload file (write_payload): the same n, seed and span_s give the same rows,
+    so a batch reference can score them again without the file."""
     from runner.tools.synth import generate
 
     rows = generate(n, seed=seed)
     rows["Time"] = np.linspace(0.0, span_s, n, endpoint=False)
+    return rows
+
+
+def write_payload(path: Path, n: int, *, seed: int, span_s: float, prefix: str, start: datetime | None = None) -> Path:
+    """n records as `runner replay` encodes them, one per line, event_time spread over the
+    span_s seconds of wall-clock time from `start` (default: now), so the KPIs count them, none
+    behind the watermark."""
+    from runner.tools import replay
+
+    rows = payload_rows(n, seed=seed, span_s=span_s)
     with open(path, "wb") as f:
-        for _, value in replay.records(rows, start=datetime.now(timezone.utc), id_prefix=prefix):
+        for _, value in replay.records(rows, start=start or datetime.now(timezone.utc), id_prefix=prefix):
             f.write(value + b"\n")
     return path
 

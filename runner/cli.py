@@ -366,6 +366,9 @@ def _apply(ctx, vars_, available_now, timeout, resets, quiet, realtime, status, 
         if port:
             console.print(f"metrics on http://{project.target.metrics_host}:{port}/metrics", highlight=False)
         spark = session_for(project)
+        # Again: starting the SparkContext put pyspark's own SIGINT handler in place (it cancels every
+        # job and raises KeyboardInterrupt), so Ctrl-C ended apply with "Spark failed", exit 1.
+        runtime.install_signal_handlers(stop_event)
         try:
             result = runtime.run(spark, project, manifest, plans, available_now=available_now, timeout_s=timeout,
                                  stop_event=stop_event, on_batch=batch_seen, on_started=on_started, realtime=realtime)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from datetime import datetime
 from pathlib import Path
+from typing import Callable
 
 
 def parse_time(text: str | None) -> datetime | None:
@@ -20,17 +21,23 @@ def parse_time(text: str | None) -> datetime | None:
         return None
 
 
-class ProgressTail:
-    """Every query's batch summaries (runner.apply.summarize), read incrementally."""
+def _summary(progress: dict) -> dict:
+    from runner.stream.apply import summarize
 
-    def __init__(self, folder: str | Path):
+    return {**summarize(progress), "stateful": bool(progress.get("stateOperators"))}
+
+
+class ProgressTail:
+    """Every query's batch summaries (runner.apply.summarize), read incrementally; `row` turns
+    one batch's progress into what is kept (e.g. `dict` keeps Spark's progress whole)."""
+
+    def __init__(self, folder: str | Path, row: Callable[[dict], dict] = _summary):
         self.folder = Path(folder)
+        self.row = row
         self._offsets: dict[str, int] = {}
         self.batches: dict[str, list[dict]] = {}
 
     def poll(self) -> dict[str, list[dict]]:
-        from runner.stream.apply import summarize
-
         if not self.folder.is_dir():
             return self.batches
         for f in sorted(self.folder.glob("*.jsonl")):
@@ -49,8 +56,7 @@ class ProgressTail:
             rows = self.batches.setdefault(name, [])
             for line in chunk[:end].splitlines():
                 try:
-                    progress = json.loads(line)
-                    rows.append({**summarize(progress), "stateful": bool(progress.get("stateOperators"))})
+                    rows.append(self.row(json.loads(line)))
                 except (json.JSONDecodeError, AttributeError):
                     continue  # a line cut by a crash
         return self.batches

@@ -1,13 +1,19 @@
-"""`runner replay` feeds a running `runner apply`; SIGTERM stops every query cleanly, exit 0."""
+"""`runner replay` feeds a running `runner apply`; SIGTERM (a supervisor) and SIGINT (Ctrl-C) stop
+every query cleanly, exit 0."""
 from __future__ import annotations
 
 import signal
 import time
 
+import pytest
+
 from runner.stream import checkpoints, outputs
 
 
-def test_replay_cli_then_sigterm_stops_apply_cleanly(stream_project, tmp_path):
+# SIGINT too: pyspark's SparkContext puts its own SIGINT handler in place (cancel every job, raise
+# KeyboardInterrupt), which once made Ctrl-C end apply with "Spark failed", exit 1 (seen by make soak).
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_replay_cli_then_a_stop_signal_stops_apply_cleanly(stream_project, tmp_path, sig):
     sp = stream_project
     sent = sp.cli("replay", "--synthetic", "400", "--seed", "41", "--rate", "400", "--start", "2026-04-01T10:00:00Z")
     assert sent.returncode == 0, sent.stderr
@@ -21,7 +27,7 @@ def test_replay_cli_then_sigterm_stops_apply_cleanly(stream_project, tmp_path):
         while time.monotonic() < deadline and checkpoints.last_committed_batch(shared) is None:
             assert proc.poll() is None, log.read_text()[-3000:]
             time.sleep(0.5)
-        proc.send_signal(signal.SIGTERM)
+        proc.send_signal(sig)
         code = proc.wait(120)
     finally:
         if proc.poll() is None:
