@@ -23,3 +23,22 @@ def test_version_mismatch_is_refused(tmp_path, monkeypatch):
     monkeypatch.setattr(jars, "JVM_LIB", tmp_path)
     with pytest.raises(RunnerError, match=f"connector 3.5.1 does not match pyspark {pyspark.__version__}"):
         session.check_versions()
+
+
+def test_local_checkpoints_and_outputs_are_written_without_checksum_files(spark, tmp_path):
+    """A stateful streaming query on local disk (the offset and commit logs, state changelogs, the
+    file sink's log and its Parquet files) writes no .crc file beside any of them: the session
+    reads and writes file:// paths through Hadoop's raw local filesystem, which forks no chmod or
+    readlink per file (runner/stream/session.py)."""
+    source, out, checkpoint = tmp_path / "in", tmp_path / "out", tmp_path / "checkpoint"
+    spark.range(50).selectExpr("id", "timestamp_seconds(id + 1000) AS t").write.parquet(str(source))
+    stream = (spark.readStream.schema("id LONG, t TIMESTAMP").parquet(str(source))
+              .withWatermark("t", "10 seconds").dropDuplicatesWithinWatermark(["id"]))
+    query = (stream.writeStream.format("parquet").option("checkpointLocation", str(checkpoint))
+             .trigger(availableNow=True).start(str(out)))
+    query.awaitTermination(120)
+    assert query.exception() is None
+    assert spark.read.parquet(str(out)).count() == 50
+    written = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert any(p.parent.name == "commits" for p in written) and any("state" in p.parts for p in written)
+    assert [p for p in written if p.name.endswith(".crc")] == []

@@ -1,8 +1,11 @@
 {{ config(
      sinks=[{'kind': 'kafka', 'topic': 'transactions_rejected', 'key': 'txn_id'},
-            {'kind': 'parquet', 'path': 'rejected'}]) }}
+            {'kind': 'parquet', 'path': 'rejected'}],
+     trigger='1 second') }}
 
 -- Records that could not be scored, kept with where they came from and why.
+-- Written to Parquet in 1-second micro-batches: without a trigger Spark starts the next batch
+-- as soon as the last ended, and an idle query asks Kafka for new offsets every 10 ms.
 -- raw_value: the first raw_value_max_bytes bytes of the Kafka value as text (a multi-byte
 -- character cut at the limit shows as U+FFFD); for reason invalid_utf8 it is the base64 of
 -- those bytes instead, since the bytes are not text. NULL for a null value.
