@@ -371,7 +371,8 @@ def _apply(ctx, vars_, available_now, timeout, resets, quiet, realtime, status, 
         runtime.install_signal_handlers(stop_event)
         try:
             result = runtime.run(spark, project, manifest, plans, available_now=available_now, timeout_s=timeout,
-                                 stop_event=stop_event, on_batch=batch_seen, on_started=on_started, realtime=realtime)
+                                 stop_event=stop_event, on_batch=batch_seen, on_started=on_started, realtime=realtime,
+                                 on_late_rows=getattr(batch_seen, "late_rows", None))
         finally:
             spark.stop()   # drains Spark's listener bus while Python still answers its callbacks
     if result.error:
@@ -412,7 +413,8 @@ def status_cmd(ctx, fmt):
         output.emit_json("status", {
             "checkpoint_root": str(ctx.project.checkpoint_root),
             "queries": [{"name": s.name, "checkpoint": str(s.checkpoint), "last_batch": s.last_batch,
-                         "behind": s.behind, "late_rows": s.late_rows, "last_progress": s.last_progress}
+                         "behind": s.behind, "late_rows": s.late_rows, "late_output": s.late_output,
+                         "last_progress": s.last_progress}
                         for s in rows],
             "rejected_by_reason": rejected})
         return
@@ -427,6 +429,9 @@ def status_cmd(ctx, fmt):
                  f"{lp.get('rows_per_s', 0):.0f}" if lp else "-", lp.get("duration_ms", "-"), s.late_rows, s.checkpoint)
     output.render(console, grid, fmt)
     _say("rejected records: " + (", ".join(f"{k} {v}" for k, v in rejected.items()) or "none"))
+    for s in rows:
+        if s.late_output:
+            _say(f"late rows of {s.name}: {s.late_rows} kept in {s.late_output}")
 
 
 @cli.command("audit")

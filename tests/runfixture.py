@@ -90,6 +90,17 @@ def make_run(root: Path) -> Path:
     write_sink(root / "output" / "rejected", pd.DataFrame({"reason": ["malformed_json", "missing_txn_id",
                                                                       "malformed_json"], "raw_value": ["x", "y", "z"]}))
 
+    # the KPIs' late rows (config late_rows), committed as runner/stream/batches.py does: batch 7
+    # kept two, and a crashed attempt left a temporary folder that is never read
+    late = pd.DataFrame({"event_time": [START, START + timedelta(seconds=5)], "Class": [0, 1],
+                         "is_alert": [False, True], "source_offset": ["0:3", "1:8"], "topic_partition": [0, 1],
+                         "topic_offset": [40, 41], "watermark": [START + timedelta(minutes=4)] * 2,
+                         "batch_id": [7, 7]})
+    for folder in ("batch=0000000007", "_tmp_batch=0000000008_0badcafe"):
+        (root / "output" / "late_transactions" / folder).mkdir(parents=True)
+        pq.write_table(pa.Table.from_pandas(late, preserve_index=False),
+                       root / "output" / "late_transactions" / folder / "part-00000.snappy.parquet")
+
     progress = root / ".runtime" / "progress"
     progress.mkdir(parents=True)
     t0 = datetime(2026, 1, 5, 9, 30, tzinfo=timezone.utc)

@@ -102,7 +102,7 @@ def test_dashboard_renders_kpis_alerts_queries_and_counts(run_project):
     assert "fx-00000009" in text and "0.9450" in text  # the newest alert with its fraud_prob
     assert "fx-00000001" not in text                  # only the latest ALERT_ROWS alerts
     assert "fraud_alerts__parquet" in text and "kpi_per_minute__parquet" in text
-    assert "rejected records: 3" in text and "(at least): 2" in text
+    assert "rejected records: 3" in text and "late transactions left out of the KPIs (kept): 2" in text
     # rows/s and latency of the last batch with rows (batch 18: 200 rows in 1520 ms; 19 is empty)
     assert "1,520" in text and "132" in text
 

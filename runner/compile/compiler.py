@@ -141,6 +141,7 @@ def compile_project(project: Project, var_overrides: dict[str, str] | None = Non
     manifest = Manifest(project=project.name, models=models, **facts)
     if select is None:   # the route query covers the whole project; a selection only checks models
         manifest = Manifest(project=project.name, models=models, routes=_route_plan(project, manifest), **facts)
+    _check_late_rows(manifest)
     if write:
         write_target(project, manifest)
     return manifest
@@ -170,6 +171,19 @@ def _route_plan(project: Project, manifest: Manifest) -> dict | None:
                               hint=f"add `{r.topic}: {{partitions: 1}}` under topics: in {project.file}")
     # as JSON types (lists, not tuples), so the manifest in memory equals the one read back
     return json.loads(json.dumps(route_plan.to_dict()))
+
+
+def _check_late_rows(manifest: Manifest) -> None:
+    """config(late_rows=...) keeps what a watermark leaves out: only a stateful model reading a model
+    with a watermark has any."""
+    by_name = {m.name: m for m in manifest.models}
+    for m in manifest.models:
+        if not m.config.late_rows or any(r not in by_name for r in m.refs):   # a --select may leave its refs out
+            continue
+        if not routes.is_stateful(m) or not any(by_name[r].config.watermark for r in m.refs):
+            raise RunnerError(f"model '{m.name}' sets late_rows, but it is not a windowed aggregation over a model "
+                              "with a watermark, so no row of it is ever late", where=m.path,
+                              hint="set late_rows on the model that aggregates (e.g. kpi_per_minute), or remove it")
 
 
 def write_target(project: Project, manifest: Manifest) -> Path:

@@ -38,6 +38,8 @@ class ModelConfig:
     watermark: dict | None = None  # {'column': str, 'delay': '2 minutes'}
     topic: str | None = None       # the Kafka topic the runner writes this model's rows to, for the
                                    # queries that read it (a project.yml topic)
+    late_rows: str | None = None   # a stateful model: the Parquet folder (under the output root) that
+                                   # keeps the input rows its watermark left out (runner/stream/late_rows.py)
 
 
 @dataclass(frozen=True)
@@ -234,10 +236,10 @@ def _matching(pattern: re.Pattern, message: str):
     return check
 
 
-def _sink_path(path: str) -> str:
+def _sink_path(path: str, what: str = "parquet sink path") -> str:
     if (path.startswith("/") or "://" in path or ".." in Path(path).parts or not path.strip()
             or not _SINK_PATH.match(path)):
-        raise ValueError(f"parquet sink path {path!r} must be a relative folder under the target's output root "
+        raise ValueError(f"{what} {path!r} must be a relative folder under the target's output root "
                          "(letters, digits, '.', '_', '-', '/'; no '..')")
     return path
 
@@ -300,6 +302,7 @@ class ConfigSpec(_Declared):
     watermark: WatermarkSpec | None = None
     topic: Annotated[str, AfterValidator(_matching(_TOPIC, "config topic {value!r} is not a valid Kafka topic name"))] \
         | None = None
+    late_rows: Annotated[str, AfterValidator(lambda p: _sink_path(p, "late_rows"))] | None = None
 
 
 def _first_problem(e: ValidationError, model: type[BaseModel], noun: str, raw: dict) -> tuple[str, str | None]:
@@ -362,4 +365,5 @@ def parse_config(raw: dict[str, Any], where: str) -> ModelConfig:
         trigger=checked.trigger,
         watermark=None if wm is None else {"column": wm.column, "delay": wm.delay},
         topic=checked.topic,
+        late_rows=checked.late_rows,
     )

@@ -147,6 +147,7 @@ class ProgressLog:
         self.listener = Listener()
         self.on_batch = on_batch
         self.realtime: set[str] = set()   # names of the queries running in Real-time Mode
+        self.observers: list[Callable[[dict], None]] = []   # the late-rows writers (late_rows.py)
         self._lock = threading.Lock()
 
     def record(self, progress: dict) -> None:
@@ -155,6 +156,8 @@ class ProgressLog:
         with self._lock:
             with open(self.folder / f"{progress.get('name')}.jsonl", "a") as f:
                 f.write(json.dumps(progress) + "\n")
+        for observe in list(self.observers):
+            observe(progress)
         if self.on_batch:
             self.on_batch(progress)
 
@@ -227,19 +230,25 @@ def _groups(plans: list[QueryPlan]) -> dict[str, list[QueryPlan]]:
     return groups
 
 
-def _routed_frame(spark, kafka_options: dict, topic: str, schema, starting: str):
-    """A routed model's rows back from its topic: its columns, plus the minute they were routed
-    (`_routed_minute`) and the source offset (`_source_offset`) they came from, to drop repeats on."""
+def routed_columns(raw, schema, keep: tuple[str, ...] = ()):
+    """A routed model's rows from its topic's Kafka records (a stream, or a batch read of an offset
+    range): its columns, plus the minute they were routed (`_routed_minute`) and the source offset
+    (`_source_offset`) they came from, to drop repeats on; and the Kafka columns in `keep`."""
     from pyspark.sql import functions as F
 
-    raw = (spark.readStream.format("kafka").options(**kafka_options)
-           .option("subscribe", topic).option("startingOffsets", starting)
-           .option("failOnDataLoss", "false").option("includeHeaders", "true").load())
     header = F.filter("headers", lambda h: h["key"] == OFFSET_HEADER)[0]["value"].cast("string")
     row = F.from_json(F.col("value").cast("string"), schema, {"timestampFormat": TIMESTAMP_FORMAT})
     routed = F.date_trunc("minute", F.col("timestamp"))
-    return raw.select(row.alias("r"), routed.alias("_routed_minute"), header.alias("_source_offset")) \
-              .select("r.*", "_routed_minute", "_source_offset")
+    return raw.select(row.alias("r"), routed.alias("_routed_minute"), header.alias("_source_offset"), *keep) \
+              .select("r.*", "_routed_minute", "_source_offset", *keep)
+
+
+def _routed_frame(spark, kafka_options: dict, topic: str, schema, starting: str):
+    """A routed model's rows back from its topic, as a stream (routed_columns)."""
+    raw = (spark.readStream.format("kafka").options(**kafka_options)
+           .option("subscribe", topic).option("startingOffsets", starting)
+           .option("failOnDataLoss", "false").option("includeHeaders", "true").load())
+    return routed_columns(raw, schema)
 
 
 def starting_offsets(project, manifest, plans: list[QueryPlan]) -> dict[str, str]:
@@ -261,8 +270,10 @@ def starting_offsets(project, manifest, plans: list[QueryPlan]) -> dict[str, str
 def start_queries(spark, project, manifest, plans: list[QueryPlan], *, available_now: bool,
                   extra_source_options: dict | None = None, realtime: bool = True,
                   kinds: tuple[str, ...] = (topology.ROUTE, topology.MIRROR, topology.STATEFUL),
-                  starting: dict[str, str] | None = None, progress_log: "ProgressLog | None" = None) -> list:
-    """Register sources, fraud_prob and views, then start the queries of the given kinds."""
+                  starting: dict[str, str] | None = None, progress_log: "ProgressLog | None" = None,
+                  on_late_rows: Callable[[str, int], None] | None = None) -> list:
+    """Register sources, fraud_prob and views, then start the queries of the given kinds. A stateful
+    query with late_rows gets its writer (late_rows.py) as `q.late_rows`, fed by `progress_log`."""
     import udfs
 
     sources.register_streaming(spark, project, used_sources(manifest), extra_options=extra_source_options)
@@ -312,17 +323,55 @@ def start_queries(spark, project, manifest, plans: list[QueryPlan], *, available
         model = manifest.model(query.model)
         # a mirror writes its routed model's rows as read back; a stateful model runs its SQL over them
         frame = spark.table(query.model) if query.kind == topology.MIRROR else spark.sql(model.sql)
-        if len(members) == 1:
-            q = sinks.start(frame, members[0].spec, checkpoint=location, output_mode=model.config.output_mode,
+        writes = [p for p in members if not sinks.is_late_rows(p.spec)]
+        late = _late_rows_writer(spark, manifest, query, members, frames, kafka_options, on_late_rows)
+        if late is not None and progress_log is not None:
+            progress_log.observers.append(late.observe)
+        if len(writes) == 1:
+            q = sinks.start(frame, writes[0].spec, checkpoint=location, output_mode=model.config.output_mode,
                             trigger=trigger, kafka_options=kafka_options, name=name)
         else:
             writer = (frame.writeStream.queryName(name).option("checkpointLocation", location)
                       .outputMode(model.config.output_mode)
-                      .foreachBatch(sink_batches.batch_writer(members, kafka_options)))
+                      .foreachBatch(sink_batches.batch_writer(writes, kafka_options)))
             q = (writer.trigger(**trigger) if trigger else writer).start()
         q.realtime = False
+        q.late_rows = late
         queries.append(q)
     return queries
+
+
+def _late_rows_writer(spark, manifest, query: topology.QuerySpec, members: list[QueryPlan], frames: dict,
+                      kafka_options: dict, on_rows):
+    """The late-rows writer of a stateful query whose model sets late_rows (else None), started:
+    it first scans the batches committed since its last run."""
+    from runner.stream import late_rows
+
+    late = [p for p in members if sinks.is_late_rows(p.spec)]
+    watermarked = [ref for ref in query.reads if manifest.model(ref).config.watermark]
+    if not late or not watermarked:
+        return None
+    ref = watermarked[0]   # the stateful model's watermark is its input's (one watermarked input)
+    source = late_rows.LateSource(query.reads[ref], frames[ref].schema,
+                                  manifest.model(ref).config.watermark["column"], kafka_options)
+    return late_rows.LateRowsWriter(spark, query.name, members[0].checkpoint, late[0].spec.location, source,
+                                    on_rows=on_rows).start()
+
+
+def close_late_rows(queries: list, progress_log: "ProgressLog | None" = None) -> str | None:
+    """After the queries stopped: each late-rows writer scans what is left and stops. Returns the
+    first writer's error, if one failed."""
+    errors = []
+    for q in queries:
+        late = getattr(q, "late_rows", None)
+        if late is None:
+            continue
+        late.close()
+        if progress_log is not None and late.observe in progress_log.observers:
+            progress_log.observers.remove(late.observe)
+        if late.error:
+            errors.append(f"late rows of {q.name}: {late.error}")
+    return errors[0] if errors else None
 
 
 def wait(queries: list, *, available_now: bool, timeout_s: float | None,
@@ -415,15 +464,19 @@ def preflight(project, plans: list[QueryPlan]) -> None:
 def run(spark, project, manifest, plans: list[QueryPlan], *, available_now: bool = False,
         timeout_s: float | None = None, stop_event: threading.Event | None = None,
         on_batch: Callable[[dict], None] | None = None, on_started: Callable[[list], None] | None = None,
-        extra_source_options: dict | None = None, realtime: bool = True) -> RunResult:
+        extra_source_options: dict | None = None, realtime: bool = True,
+        on_late_rows: Callable[[str, int], None] | None = None) -> RunResult:
     """Start every planned query, wait, stop them all. Call `preflight` first.
-    `realtime=False` runs Real-time Mode sinks as back-to-back micro-batches instead."""
+    `realtime=False` runs Real-time Mode sinks as back-to-back micro-batches instead.
+    `on_late_rows(query, rows)` is told each batch of late rows a stateful query's writer commits."""
     stop_event = stop_event or threading.Event()
     progress = ProgressLog(project.runtime_dir / "progress", on_batch)
     spark.streams.addListener(progress.listener)
     queries = []
     start = dict(available_now=available_now, extra_source_options=extra_source_options, realtime=realtime,
-                 starting=starting_offsets(project, manifest, plans), progress_log=progress)
+                 starting=starting_offsets(project, manifest, plans), progress_log=progress,
+                 on_late_rows=on_late_rows)
+    closed = False
     deadline = time.monotonic() + timeout_s if timeout_s else None
     try:
         if available_now:
@@ -443,7 +496,14 @@ def run(spark, project, manifest, plans: list[QueryPlan], *, available_now: bool
         if on_started:
             on_started(queries)
         left = max(1.0, deadline - time.monotonic()) if deadline else None
-        return wait(queries, available_now=available_now, timeout_s=left, stop_event=stop_event)
+        result = wait(queries, available_now=available_now, timeout_s=left, stop_event=stop_event)
+        stop_all(queries)
+        closed, late_error = True, close_late_rows(queries, progress)
+        if late_error and result.exit_code == 0:
+            return RunResult(1, "error", late_error)
+        return result
     finally:
         stop_all(queries)
+        if not closed:   # an error or an interrupt on the way: the writers still scan what was committed
+            close_late_rows(queries, progress)
         spark.streams.removeListener(progress.listener)

@@ -10,7 +10,10 @@ Where each number comes from:
   its de-duplication dropped; the KPI sinks (one foreachBatch) each write the rows the aggregation
   emitted; a sink of the route query writes its topic, whose rows are counted where a reader
   query reads them back (runner/stream/topology.py);
-- alerts: the rows the alerts model's mirror wrote; late rows: numRowsDroppedByWatermark;
+- alerts: the rows the alerts model's mirror wrote;
+- late rows: for a stateful query that keeps them (config late_rows), the rows its late-rows writer
+  committed (runner/stream/late_rows.py: exact, the rows `runner status` and `audit` count); for
+  any other query Spark's numRowsDroppedByWatermark;
 - rejected records by `reason`: the only number Spark does not report. After each batch of the
   rejects' Parquet mirror, the Parquet files it committed are read (the `reason` column only,
   pyarrow, in a thread of this module): exact, and the same rows `runner audit` counts;
@@ -30,7 +33,7 @@ from typing import Callable, Iterator
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
 from runner.errors import RunnerError
-from runner.stream import topology
+from runner.stream import sinks, topology
 
 PREFIX = "fraud"
 # The models the domain counters follow (the same names audit and the report read).
@@ -63,8 +66,8 @@ class PipelineMetrics:
         self.behind = Gauge(f"{PREFIX}_query_records_behind_latest",
                             "Records between the query's end offset and the end of the topic partition",
                             ("query", "topic", "partition"), registry=r)
-        self.late = Counter(f"{PREFIX}_late_rows", "Rows a state operator dropped as later than the watermark", q,
-                            registry=r)
+        self.late = Counter(f"{PREFIX}_late_rows", "Rows left out behind the watermark (for a query keeping them: "
+                            "the rows kept)", q, registry=r)
         self.sink_rows = Counter(f"{PREFIX}_sink_rows_written", "Rows written to the sink", ("sink", "query"), registry=r)
         self.alerts = Counter(f"{PREFIX}_alerts", f"Alerts written (the {ALERTS_MODEL} model's rows)", registry=r)
         self.rejected = Counter(f"{PREFIX}_rejected_records", "Records that could not be scored, by reason", ("reason",),
@@ -75,6 +78,8 @@ class PipelineMetrics:
                          "card_sha256": card_sha256, "created": str(card.get("created", ""))})
 
         self._plans = plans
+        # queries whose late rows are counted as their writer commits them, not from the progress
+        self._keeps_late = {p.group for p in plans if sinks.is_late_rows(p.spec)}
         self._modes = {m.name: m.config.output_mode for m in manifest.models}
         # {topic: the query that reads it back}: where a routed sink's rows are counted
         self._reader = {}
@@ -100,7 +105,10 @@ class PipelineMetrics:
         if progress.get("batchId") is not None:
             self.last_batch.labels(name).set(int(progress["batchId"]))
         operators = progress.get("stateOperators") or []
-        self.late.labels(name).inc(sum(int(op.get("numRowsDroppedByWatermark") or 0) for op in operators))
+        if name not in self._keeps_late:
+            self.late.labels(name).inc(sum(int(op.get("numRowsDroppedByWatermark") or 0) for op in operators))
+        else:
+            self.late.labels(name).inc(0)   # the series exists from the first batch, at 0
         for source in progress.get("sources") or []:
             for topic, partition, behind in records_behind(source):
                 self.behind.labels(name, topic, str(partition)).set(behind)
@@ -111,10 +119,15 @@ class PipelineMetrics:
         if name == self._rejects_query and self._rejects and deduplicated_rows(progress):
             self._rejects.after_batch()
 
+    def observe_late_rows(self, query: str, rows: int) -> None:
+        """A batch of late rows the query's writer committed (apply.run's on_late_rows)."""
+        self.late.labels(query).inc(rows)
+
     def sink_rows_of(self, progress: dict) -> dict[str, int]:
         """{sink: rows written} by one batch, for the sinks this batch's progress tells about."""
         name = progress.get("name")
-        members = [p for p in self._plans if p.group == name]
+        # a query's own sinks; its late rows are counted by fraud_late_rows_total
+        members = [p for p in self._plans if p.group == name and not sinks.is_late_rows(p.spec)]
         out = {}
         reported = int((progress.get("sink") or {}).get("numOutputRows", -1))
         if members and reported >= 0 and members[0].query.kind != topology.ROUTE:
@@ -239,7 +252,8 @@ def card_identity(model_path) -> tuple[dict, str]:
 def serving(project, manifest, plans: list, *, port: int | None, host: str,
             on_batch: Callable[[dict], None] | None = None) -> Iterator[Callable[[dict], None] | None]:
     """Serve the metrics on http://host:port/metrics while the block runs. Yields the on_batch for
-    apply.run: one that feeds the metrics, then calls `on_batch` (no port: `on_batch` itself)."""
+    apply.run: one that feeds the metrics, then calls `on_batch` (no port: `on_batch` itself); its
+    `late_rows` attribute is apply.run's on_late_rows."""
     if port is None:
         yield on_batch
         return
@@ -258,6 +272,7 @@ def serving(project, manifest, plans: list, *, port: int | None, host: str,
         if on_batch:   # the terminal's line first: a metrics failure must not cost it
             on_batch(progress)
         metrics.observe(progress)
+    observed.late_rows = metrics.observe_late_rows   # apply.run's on_late_rows
 
     try:
         yield observed

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+LATE = "late"   # a sink's "rows": the input rows the model's watermark left out (config late_rows)
+
 
 @dataclass(frozen=True)
 class SinkSpec:
@@ -38,7 +40,18 @@ def specs(project, model) -> list[SinkSpec]:
     if model.config.topic:   # config(topic=...): the route query writes the rows there for later queries
         out.append(SinkSpec(model.name, {"kind": "kafka", "topic": model.config.topic}, f"{model.name}__topic",
                             model.config.topic, model.config.topic))
+    if model.config.late_rows:   # config(late_rows=...): the input rows its watermark left out (late_rows.py)
+        path = model.config.late_rows
+        out.append(SinkSpec(model.name, {"kind": "parquet", "path": path, "rows": LATE}, f"{model.name}__late_rows",
+                            f"{project.output_root.rstrip('/')}/{path}",
+                            f"{project.target.output_root.rstrip('/')}/{path}"))
     return out
+
+
+def is_late_rows(spec: SinkSpec) -> bool:
+    """The output of a model's late rows, not of its own rows: written by runner/stream/late_rows.py,
+    never by the query's sinks."""
+    return spec.sink.get("rows") == LATE
 
 
 def kafka_frame(df: DataFrame, sink: dict) -> DataFrame:

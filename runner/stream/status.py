@@ -15,8 +15,10 @@ class QueryStatus:
     last_batch: int | None
     behind: int | None           # records in the topics it reads past its committed offsets (None: Kafka did not answer)
     last_progress: dict | None   # summarize() of the last batch seen by `apply`
-    late_rows: int               # Spark's numRowsDroppedByWatermark: counted after partial aggregation,
-                                 # so a lower bound (at least one per late window and partition)
+    late_rows: int               # rows left out behind the watermark: for a query that keeps them (config
+                                 # late_rows) the rows kept, exact over every run; else the sum of Spark's
+                                 # numRowsDroppedByWatermark over the progress logs of the runs still on disk
+    late_output: str | None = None   # where a query that keeps its late rows keeps them
 
 
 def _progress(runtime_dir: Path, name: str) -> tuple[dict | None, int]:
@@ -60,6 +62,17 @@ def end_offsets(kafka_options: dict, topics: set[str]) -> dict[str, dict[str, in
         consumer.close()
 
 
+def late_output(project, folder) -> str | None:
+    """The folder a stateful query keeps its late rows in, as its runner.json says (late_rows.py)."""
+    from runner.stream.sinks import LATE
+
+    meta = checkpoints.read_meta(folder) or {}
+    for sink in (meta.get("sinks") or {}).values():
+        if sink.get("rows") == LATE and sink.get("path"):
+            return f"{project.output_root.rstrip('/')}/{sink['path']}"
+    return None
+
+
 def _reads(project, folder) -> set[str]:
     """The topics a query reads, as its runner.json says (a reader of the route query's topics),
     else the sources' topics."""
@@ -82,5 +95,10 @@ def query_status(project) -> list[QueryStatus]:
             behind = sum(max(0, end - committed.get(t, {}).get(p, 0))
                          for t, parts in ends.items() if t in reads[folder.name] for p, end in parts.items())
         last, late = _progress(project.runtime_dir, folder.name)
-        out.append(QueryStatus(folder.name, folder, checkpoints.last_committed_batch(folder), behind, last, late))
+        kept = late_output(project, folder)
+        if kept is not None:
+            from runner.stream import late_rows
+            late = late_rows.count(kept)
+        out.append(QueryStatus(folder.name, folder, checkpoints.last_committed_batch(folder), behind, last, late,
+                               kept))
     return out

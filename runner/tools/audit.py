@@ -9,9 +9,15 @@ from runner.stream import outputs, sinks, storage
 
 
 def parquet_locations(project, manifest) -> dict[str, str]:
-    """{model name: Parquet output folder} for every model with a Parquet sink."""
+    """{model name: Parquet output folder} for every model with a Parquet sink (of its own rows)."""
     return {spec.model: spec.location for m in manifest.models for spec in sinks.specs(project, m)
-            if spec.sink["kind"] == "parquet"}
+            if spec.sink["kind"] == "parquet" and not sinks.is_late_rows(spec)}
+
+
+def late_rows_locations(project, manifest) -> dict[str, str]:
+    """{stateful model: the folder keeping the rows its watermark left out} (config late_rows)."""
+    return {spec.model: spec.location for m in manifest.models for spec in sinks.specs(project, m)
+            if sinks.is_late_rows(spec)}
 
 
 @dataclass
@@ -25,6 +31,8 @@ class Audit:
     kpi_frauds: int = 0
     kpi_tp: int = 0
     rejected_by_reason: dict[str, int] = field(default_factory=dict)
+    late_rows: int | None = None     # rows kept in late_transactions (None: the model keeps none)
+    late_txn: int = 0                # distinct source offsets among them (a repeat after a crash counts once)
 
     @property
     def precision(self) -> float | None:
@@ -51,6 +59,10 @@ def audit(project, manifest) -> Audit:
             a.kpi_windows = len(kpis)
             a.kpi_txn, a.kpi_alerts = int(kpis["n_txn"].sum()), int(kpis["n_alert"].sum())
             a.kpi_frauds, a.kpi_tp = int(kpis["n_fraud_true"].sum()), int(kpis["tp"].sum())
+    late = late_rows_locations(project, manifest).get("kpi_per_minute")
+    if late is not None:
+        kept = outputs.read(late, ["source_offset"])
+        a.late_rows, a.late_txn = len(kept), int(kept["source_offset"].nunique()) if len(kept) else 0
     if "rejected_transactions" in where:
         rejected = outputs.read(where["rejected_transactions"], ["reason"])
         if len(rejected):
@@ -64,6 +76,10 @@ def frame(a: Audit) -> pd.DataFrame:
             ("closed KPI windows", a.kpi_windows), ("  transactions in them", a.kpi_txn),
             ("  alerts in them", a.kpi_alerts), ("  true frauds in them", a.kpi_frauds),
             ("  recall (tp / true frauds)", a.recall)]
+    if a.late_rows is not None:
+        rows += [("late transactions, left out of the KPIs (kept)", a.late_rows)]
+        if a.late_txn != a.late_rows:
+            rows += [("  distinct source offsets among them", a.late_txn)]
     rows += [(f"rejected: {reason}", n) for reason, n in a.rejected_by_reason.items()]
     # dtype=object keeps counts as ints (a float column would print 1473 as 1473.0000)
     return pd.DataFrame(rows, columns=["what", "value"], dtype=object)

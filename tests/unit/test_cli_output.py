@@ -149,9 +149,9 @@ def test_tables_are_plain_text_off_a_terminal(project_copy, args):
     lines = r.output.splitlines()
     if args[0] == "plan":   # one line per sink, the reason whole on it
         rows = [line for line in lines if "__" in line.split(" ")[0]]
-        assert len(rows) == 8 and all(line.endswith("the query starts from the source's starting offsets")
+        assert len(rows) == 9 and all(line.endswith("the query starts from the source's starting offsets")
                                       for line in rows)
-        assert lines[-1] == "8 sinks in 4 queries"
+        assert lines[-1] == "9 sinks in 4 queries"
 
 
 def test_plain_lines_align_columns_and_keep_cells_whole():
@@ -179,7 +179,7 @@ def test_apply_refusal_counts_sinks_and_queries_apart(project_copy):
     checkpoint_as_applied(project_copy)
     edit(project_copy, "project.yml", "value: 1 minute}", "value: 2 minutes}")
     project = load_project(project_copy)
-    with pytest.raises(RunnerError, match="^3 sinks in 1 query can not resume from its checkpoint: kpi_per_minute__"):
+    with pytest.raises(RunnerError, match="^4 sinks in 1 query can not resume from its checkpoint: kpi_per_minute__"):
         runtime.preflight(project, runtime.plan(project, compile_project(project, write=False)))
 
 

@@ -85,6 +85,9 @@ def test_a_run_of_batches_becomes_counters_per_query_sink_and_reason(shipped, tm
         save = {"operatorName": "stateStoreSave", "numRowsTotal": 2, "numRowsUpdated": 3, "numRowsRemoved": 3}
         m.observe(progress("kpi_per_minute__sinks", 5, 95, 2000,
                            [kafka_source("scored_events", {"0": 0}, {"0": 95}, {"0": 95}, 95)], [save, dedupe(late=4)]))
+        # the KPI query keeps its late rows: they count as its writer commits them, not from Spark's progress
+        assert value(m, "fraud_late_rows_total", query="kpi_per_minute__sinks") == 0
+        m.observe_late_rows("kpi_per_minute__sinks", 4)
         commit_batch(rejected_dir, 1, pd.DataFrame({"reason": ["not_json", "bad_type", "bad_type"]}))
         m._rejects.count_new()
         m._rejects.count_new()   # a file is counted once
@@ -106,6 +109,8 @@ def test_a_run_of_batches_becomes_counters_per_query_sink_and_reason(shipped, tm
         assert value(m, "fraud_sink_rows_written_total", sink="kpi_events__topic", query="scored_transactions__topics") == 95
         for kpi_sink in ("kpi_per_minute__console", "kpi_per_minute__kafka", "kpi_per_minute__parquet"):
             assert value(m, "fraud_sink_rows_written_total", sink=kpi_sink, query="kpi_per_minute__sinks") == 3
+        assert value(m, "fraud_sink_rows_written_total", sink="kpi_per_minute__late_rows",
+                     query="kpi_per_minute__sinks") is None   # not a sink of the windows' rows
         assert value(m, "fraud_rejected_records_total", reason="bad_type") == 2
         assert value(m, "fraud_rejected_records_total", reason="not_json") == 1
         assert m.registry.get_sample_value("fraud_model_info", {"name": "fraud_lr", "kind": "lr",

@@ -62,6 +62,8 @@ def test_each_sink_runs_in_the_route_query_a_reader_of_its_topic_or_the_stateful
         "kpi_per_minute__console": ("kpi_per_minute__sinks", topology.STATEFUL, {"kpi_events": "scored_events"}),
         "kpi_per_minute__kafka": ("kpi_per_minute__sinks", topology.STATEFUL, {"kpi_events": "scored_events"}),
         "kpi_per_minute__parquet": ("kpi_per_minute__sinks", topology.STATEFUL, {"kpi_events": "scored_events"}),
+        # the transactions its watermark left out (config late_rows), kept by the same query
+        "kpi_per_minute__late_rows": ("kpi_per_minute__sinks", topology.STATEFUL, {"kpi_events": "scored_events"}),
     }
 
 

@@ -19,7 +19,7 @@ from runner.stream import sources, topology
 from runner.stream.sinks import specs
 
 ROUTED = {"fraud_alerts__kafka", "rejected_transactions__kafka", "kpi_events__topic"}
-KPIS = {"kpi_per_minute__console", "kpi_per_minute__kafka", "kpi_per_minute__parquet"}
+KPIS = {"kpi_per_minute__console", "kpi_per_minute__kafka", "kpi_per_minute__parquet", "kpi_per_minute__late_rows"}
 
 
 @pytest.fixture
