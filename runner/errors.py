@@ -5,19 +5,11 @@ anything else is a bug and keeps its traceback.
 """
 from __future__ import annotations
 
+from udfs.errors import UserError
 
-class RunnerError(Exception):
-    """What the user did, where (file:line when known), and what to do next."""
-
-    def __init__(self, message: str, *, where: str | None = None, hint: str | None = None):
-        self.message = message
-        self.where = where
-        self.hint = hint
-        super().__init__(self.__str__())
-
-    def __str__(self) -> str:
-        text = f"{self.where}: {self.message}" if self.where else self.message
-        return f"{text}\n  hint: {self.hint}" if self.hint else text
+# One class for every error a user can fix, raised by the runner and by udfs alike; it lives in
+# udfs/errors.py because udfs imports nothing from the runner.
+RunnerError = UserError
 
 
 def analysis_error(manifest, model, error: Exception) -> RunnerError:

@@ -140,3 +140,10 @@ def test_run_time_packages_do_not_import_the_jinja_layer(package):
     offenders = {str(f.relative_to(REPO)): sorted(n for n in _imports(f) if n.startswith("runner.compile.render"))
                  for f in sorted((REPO / package).rglob("*.py"))}
     assert not {f: n for f, n in offenders.items() if n}, "import runner.compile.manifest (the hand-off) instead"
+
+
+def test_udfs_import_nothing_from_the_runner():
+    """udfs is the leaf: the runner imports it, never the other way (README "Project layout")."""
+    offenders = {str(f.relative_to(REPO)): sorted(n for n in _imports(f) if n == "runner" or n.startswith("runner."))
+                 for f in sorted((REPO / "udfs").rglob("*.py"))}
+    assert not {f: n for f, n in offenders.items() if n}

@@ -22,8 +22,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from runner.errors import RunnerError
 from udfs.card import PIPELINE_DIR, check_features, read_card
+from udfs.errors import UserError
 from udfs.sqlgen import FUNCTION, create_function
 
 __all__ = ["FUNCTION", "register", "function_sql"]
@@ -44,7 +44,7 @@ def function_sql(model_dir: str | Path, card: dict | None = None) -> str:
             if summary["features"] != features:
                 raise ValueError(f"its pipeline assembles {summary['features']}, its card lists {features}")
     except (ValueError, KeyError, IndexError, OSError) as e:
-        raise RunnerError(f"cannot compile model {model_dir} to SQL: {e}",
+        raise UserError(f"cannot compile model {model_dir} to SQL: {e}",
                           hint="retrain it with `runner train`") from None
     return create_function(body, features)
 
@@ -52,7 +52,7 @@ def function_sql(model_dir: str | Path, card: dict | None = None) -> str:
 def register(spark, model_dir: str | Path, source_schema: dict[str, str] | None = None) -> dict:
     """Create the temporary function fraud_prob(<the card's features>) for the model in model_dir.
 
-    Refuses (RunnerError) a missing model folder, a card that is not ours, and a model
+    Refuses (UserError) a missing model folder, a card that is not ours, and a model
     whose features the source_schema (field -> Spark SQL type) lacks. Returns the card.
     """
     model_dir = Path(model_dir)

@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
-from runner.errors import RunnerError
+from udfs.errors import UserError
 
 CARD_FILE = "model_card.json"
 PIPELINE_DIR = "pipeline"
@@ -58,29 +58,29 @@ def _card_problem(e: ValidationError, card: dict) -> str:
 
 
 def read_card(model_dir: str | Path) -> dict:
-    """The card of the model in `model_dir`, or a RunnerError saying how to get one."""
+    """The card of the model in `model_dir`, or a UserError saying how to get one."""
     model_dir = Path(model_dir)
     hint = "run `runner train --data data/creditcard.csv` (or `runner train --synthetic 100000`) first"
     if not model_dir.is_dir():
-        raise RunnerError(f"no trained model at {model_dir}", hint=hint)
+        raise UserError(f"no trained model at {model_dir}", hint=hint)
     file = model_dir / CARD_FILE
     if not file.is_file():
-        raise RunnerError(f"{model_dir} has no {CARD_FILE}: not a model written by `runner train`", hint=hint)
+        raise UserError(f"{model_dir} has no {CARD_FILE}: not a model written by `runner train`", hint=hint)
     try:
         card = json.loads(file.read_text())
     except json.JSONDecodeError as e:
-        raise RunnerError(f"model card is not valid JSON: {e.msg}", where=f"{file}:{e.lineno}", hint=hint) from None
+        raise UserError(f"model card is not valid JSON: {e.msg}", where=f"{file}:{e.lineno}", hint=hint) from None
     if not isinstance(card, dict):
-        raise RunnerError("model card is not a JSON object", where=str(file), hint=hint)
+        raise UserError("model card is not a JSON object", where=str(file), hint=hint)
     try:
         shape = CardShape.model_validate(card)
     except ValidationError as e:
         unknown_kind = e.errors(include_url=False)[0]["loc"][:1] == ("kind",)
         kinds_hint = f"fraud_prob can be built for kinds {', '.join(KINDS)}"
-        raise RunnerError(_card_problem(e, card), where=str(file),
+        raise UserError(_card_problem(e, card), where=str(file),
                           hint=kinds_hint if unknown_kind else hint) from None
     if shape.kind == "gbt" and not (model_dir / PIPELINE_DIR).is_dir():
-        raise RunnerError(f"no Spark pipeline at {model_dir / PIPELINE_DIR}", hint=hint)
+        raise UserError(f"no Spark pipeline at {model_dir / PIPELINE_DIR}", hint=hint)
     return card
 
 
@@ -88,18 +88,18 @@ def check_features(card: dict, source_schema: dict[str, str] | None, model_dir: 
     """Refuse a model whose features are not fraud_prob's, or that the source cannot feed."""
     features = list(card.get("features") or [])
     if not features or len(set(features)) != len(features):
-        raise RunnerError(f"model {model_dir} card lists features {features}: fraud_prob needs at least one, each once",
+        raise UserError(f"model {model_dir} card lists features {features}: fraud_prob needs at least one, each once",
                           hint="retrain with `runner train`")
     if source_schema is None:
         return
     missing = [f for f in features if f not in source_schema]
     if missing:
-        raise RunnerError(
+        raise UserError(
             f"model {model_dir} needs columns missing from the source schema: {', '.join(missing)}",
             hint="add them to sources.kafka.<name>.schema in project.yml, or train a model on the columns you have")
     wrong = [f"{f} ({source_schema[f]})" for f in features
              if str(source_schema[f]).strip().upper() not in NUMERIC_TYPES
              and not str(source_schema[f]).strip().upper().startswith("DECIMAL")]
     if wrong:
-        raise RunnerError(f"model {model_dir} needs numeric columns, but the source has: {', '.join(wrong)}",
+        raise UserError(f"model {model_dir} needs numeric columns, but the source has: {', '.join(wrong)}",
                           hint="declare them DOUBLE in project.yml")
