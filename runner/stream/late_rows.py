@@ -247,6 +247,7 @@ class LateRowsWriter:
                         self._handle(b, None)
                     if batch_id > self._handled:
                         self._handle(batch_id, dropped)
+                self.error = None   # a batch that failed before was retried with this one
             except Exception as e:   # reported by apply, and the scan's place is not moved past it
                 self.error = f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"
                 print(f"late rows of {self.query}: {self.error}", file=sys.stderr, flush=True)
@@ -256,6 +257,9 @@ class LateRowsWriter:
         """Batch `batch_id`: scanned when Spark dropped rows in it, or when its count is unknown."""
         if dropped != 0:
             scan = scan_for(self.checkpoint, batch_id, self.source.topic)
+            if scan is None and dropped:
+                print(f"late rows of {self.query}, batch {batch_id}: Spark dropped {dropped}, but the batch's offsets "
+                      "are no longer in its checkpoint; they are not kept", file=sys.stderr, flush=True)
             if scan is not None and scan.can_have_late_rows:
                 found = self._write(scan)
                 if dropped is not None and found != dropped:

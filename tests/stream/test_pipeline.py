@@ -84,3 +84,8 @@ def test_late_rows_are_left_out_of_kpis_and_counted(spark, stream_project):
     from runner.stream.status import query_status
     status = {s.name: s for s in query_status(sp.load())}
     assert status["kpi_per_minute__sinks"].behind == 0
+    # ... and kept, exactly: the restarted KPI query's first batch filtered them with the watermark the
+    # first run left in its checkpoint (runner/stream/late_rows.py)
+    kept = outputs.read(sp.output("late_transactions"))
+    assert status["kpi_per_minute__sinks"].late_rows == len(kept) == 50
+    assert (kept["event_time"] < pd.Timestamp("2026-01-05 08:01")).all() and (kept["watermark"] > kept["event_time"]).all()
