@@ -59,12 +59,23 @@ class TreeRss:
             procs = [root, *root.children(recursive=True)]
         except psutil.Error:
             return None
+        cmds: dict[int, list[str]] = {}
+        for p in procs:
+            with contextlib.suppress(psutil.Error):
+                cmds[p.pid] = p.cmdline()
         total = jvm = own = 0
         for p in procs:
             with contextlib.suppress(psutil.Error):   # a child that exited between list and read
+                if p.pid not in cmds:
+                    continue   # gone, or a zombie
+                cmd = cmds[p.pid]
+                if p.pid != self.pid and cmd and cmds.get(p.ppid()) == cmd:
+                    # Forked and not yet exec'd (the driver JVM starts a command, e.g. Hadoop's readlink,
+                    # through jspawnhelper): psutil shows the parent's resident pages again; make soak saw
+                    # one-sample jumps of the JVM's whole RSS from them.
+                    continue
                 rss = p.memory_info().rss
                 total += rss
-                cmd = p.cmdline()
                 if p.pid == self.pid:
                     own = rss
                 elif cmd and Path(cmd[0]).name == "java":   # the executable, whatever the process calls itself

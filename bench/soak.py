@@ -48,6 +48,7 @@ NAME = "soak"                # the run's folder under WORK; its topic is bench_s
 CHUNK_S = 60.0               # one payload file (and one ProducerPerformance) per minute of load
 SEED = 5000
 FLAT_PER_HOUR = 0.05         # flat: the fitted line moves at most 5% of the series' mean per hour
+SPIKE_FACTOR = 1.3           # an RSS sample over 1.3x both its neighbours is a one-sample spike (without_spikes)
 STOP_LIMIT_S = 120.0         # SIGINT to exit
 DRAIN_LIMIT_S = 900.0        # after the load, until every record is scored (sampling on), then the Parquet alerts
 
@@ -92,6 +93,19 @@ def verdict(slope_h: float | None, mean: float | None, limit: float = FLAT_PER_H
     if abs(slope_h) <= limit * abs(mean):
         return "flat"
     return "growing" if slope_h > 0 else "shrinking"
+
+
+def without_spikes(ys: list, factor: float = SPIKE_FACTOR) -> tuple[list, list[int]]:
+    """ys with each one-sample spike (a value over `factor` times both its neighbours) set to None,
+    and the spikes' indexes. RSS read that way before bench/procs.py left out a child the driver JVM
+    had forked and not yet exec'd: psutil showed it holding all of its parent's resident pages."""
+    out, spikes = list(ys), []
+    for i, y in enumerate(ys):
+        near = [ys[j] for j in (i - 1, i + 1) if 0 <= j < len(ys)]   # the first and last sample have one
+        if y is not None and near and None not in near and y > factor * max(near):
+            out[i] = None
+            spikes.append(i)
+    return out, spikes
 
 
 def read_samples(path: Path) -> list[dict]:
@@ -183,6 +197,11 @@ def flat_lines(samples: list[dict], meta: dict) -> tuple[list[str], bool | None]
     lines, flat = [], True
     for key, text in FLAT_SERIES.items():
         ys = cols.get(key, [])
+        if key == "rss":
+            ys, spikes = without_spikes(ys)
+            if spikes:
+                text += (f", leaving out {len(spikes)} one-sample spike(s) over {SPIKE_FACTOR}x both neighbours "
+                         f"(at minute {', '.join(f'{ts[i] / 60:.1f}' for i in spikes)}; see the RSS row without them)")
         slope = slope_per_hour(ts, ys, warmup_s(meta))
         st = _stats([y for t, y in zip(ts, ys) if t >= warmup_s(meta)])
         v = verdict(slope, st[3] if st else None)
@@ -192,7 +211,25 @@ def flat_lines(samples: list[dict], meta: dict) -> tuple[list[str], bool | None]
             flat = False
         rel = f" ({100 * slope / st[3]:+.1f}% of its mean per hour)" if slope is not None and st and st[3] else ""
         lines.append(f"- {text}: slope {_signed(key, slope)} per hour{rel}: **{v}**")
+        if key == "heap_after_gc":
+            lows = window_minima(ts, ys, warmup_s(meta))
+            low_slope = slope_per_hour([t for t, _ in lows], [y for _, y in lows], 0)
+            if low_slope is not None:
+                lines.append(f"  - its 5-minute minima (G1 frees the old generation in mixed collections, so the sum "
+                             f"above also holds old garbage until the next one; the minima are nearer the live heap): "
+                             f"{', '.join(_fmt(key, y) for _, y in lows)}; slope {_signed(key, low_slope)} per hour "
+                             f"({verdict(low_slope, float(np.mean([y for _, y in lows])))}, for context; the verdict "
+                             f"above is the line over every sample)")
     return lines, flat
+
+
+def window_minima(ts: list[float], ys: list, after_s: float, window_s: float = 300.0) -> list[tuple[float, float]]:
+    """(window middle, smallest value) per window_s of samples at or after after_s."""
+    by: dict[int, list[float]] = {}
+    for t, y in zip(ts, ys):
+        if t >= after_s and y is not None:
+            by.setdefault(int((t - after_s) // window_s), []).append(y)
+    return [(after_s + (k + 0.5) * window_s, min(v)) for k, v in sorted(by.items())]
 
 
 def markdown(all_samples: list[dict], meta: dict, png_name: str) -> str:
@@ -233,12 +270,14 @@ def markdown(all_samples: list[dict], meta: dict, png_name: str) -> str:
               "| series | start | end | max | slope after warm-up, per hour |", "| --- | --- | --- | --- | --- |"]
     order = [k for k in LABELS if k in cols] + sorted(k for k in cols if k not in LABELS)
     for key in order:
-        st = _stats(cols[key])
-        if not st:
-            continue
-        slope = slope_per_hour(ts, cols[key], w)
-        lines.append(f"| {label(key)} | {_fmt(key, st[0])} | {_fmt(key, st[1])} | {_fmt(key, st[2])} | "
-                     f"{_signed(key, slope)} |")
+        rows = [(label(key), cols[key])]
+        if key == "rss" and without_spikes(cols[key])[1]:
+            rows.append(("  without its one-sample spikes", without_spikes(cols[key])[0]))
+        for name, ys in rows:
+            st = _stats(ys)
+            if st:
+                lines.append(f"| {name} | {_fmt(key, st[0])} | {_fmt(key, st[1])} | {_fmt(key, st[2])} | "
+                             f"{_signed(key, slope_per_hour(ts, ys, w))} |")
     flat_text, flat = flat_lines(samples, meta)
     lines += ["", "## Verdict", "",
               f"Flat means the fitted line after warm-up moves at most {FLAT_PER_HOUR:.0%} of the series' mean per hour.", ""]
@@ -246,6 +285,8 @@ def markdown(all_samples: list[dict], meta: dict, png_name: str) -> str:
     lines += ["", "Memory and state after warm-up: **" + {True: "flat", False: "not flat", None: "not known (too few samples "
               "after warm-up)"}[flat] + "**.", ""]
     check = meta.get("check")
+    if meta.get("notes"):
+        lines += ["## Notes added after the run", ""] + [f"- {n}" for n in meta["notes"]] + [""]
     lines += ["## Nothing lost?", ""]
     if not check:
         lines.append("The alerts were not checked (the soak ended before the check).")
@@ -708,6 +749,7 @@ def main(argv: list[str] | None = None) -> int:
             drained = drain(ladder, sampler, t0, args.every_s)
             alerts_end = ladder._settled(latency.ALERTS_TOPIC)
             caught = latency._wait(lambda: latency._parquet_caught_up(ladder.run_dir, alerts_end), 300, 1.0)
+            sampler.sample(time.monotonic() - t0, phase="drain")   # reads the alerts of the load's last seconds too
             meta["drain"] = (f"every record scored {drained:.0f}s after the load ended" if drained is not None else
                              f"not every record scored {DRAIN_LIMIT_S:.0f}s after the load ended") + \
                             ("; Parquet alerts caught up" if caught is not None else "; Parquet alerts not caught up")

@@ -3,10 +3,14 @@ the flat verdict, reading a samples file an interruption cut, and the report wri
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import time
 
+import psutil
 import pytest
 
-from bench import soak
+from bench import procs, soak
 from bench.backlog import KPI_QUERY, ROUTE_QUERY
 
 
@@ -18,6 +22,20 @@ def test_slope_is_a_least_squares_line_per_hour_over_the_samples_after_warm_up()
     assert soak.slope_per_hour(ts, [None] * 359 + [1, 2], after_s=0) is None   # fewer than 3 values
     gaps = [None if i % 2 else 3.0 * t for i, t in enumerate(ts)]          # samples without a value are skipped
     assert soak.slope_per_hour(ts, gaps, after_s=600) == pytest.approx(3.0 * 3600)
+
+
+def test_one_sample_rss_spikes_are_found_and_only_those():
+    ys = [1.8, 1.8, 3.7, 1.8, 1.9, None, 4.0, 1.9, 2.0, 2.4, 2.5]          # GiB
+    cleaned, spikes = soak.without_spikes(ys)
+    assert spikes == [2] and cleaned[2] is None and cleaned[6] == 4.0     # next to a gap: not judged
+    assert soak.without_spikes([1.0, 1.2, 1.5, 1.9])[1] == []              # steady growth is not a spike
+    assert soak.without_spikes([1.8, 1.9, 3.5])[1] == [2]                  # the last sample has one neighbour
+
+
+def test_heap_minima_per_window_after_warm_up():
+    ts = list(range(0, 1200, 10))
+    ys = [300 + (t % 300) for t in ts]                                     # a sawtooth restarting every 5 min
+    assert soak.window_minima(ts, ys, after_s=600) == [(750.0, 300), (1050.0, 300)]
 
 
 def test_flat_means_at_most_five_percent_of_the_mean_per_hour():
@@ -63,7 +81,8 @@ def test_the_report_gives_parameters_rate_achieved_series_verdict_and_the_alert_
 
 
 def test_a_growing_heap_makes_the_verdict_not_flat_and_a_difference_is_reported(tmp_path):
-    samples = [_sample(t, 2e9, 4e8 + 1e8 * t / 3600, 300_000) for t in range(10, 3610, 10)]   # +25%/h
+    samples = [_sample(t, 4e9 if t == 1800 else 2e9, 4e8 + 1e8 * t / 3600, 300_000)      # heap +25%/h, an RSS spike
+               for t in range(10, 3610, 10)]
     _write(tmp_path / "samples.jsonl", samples)
     meta = {"minutes": 60, "rate": 2000, "every_s": 10, "warmup_min": 10, "end": "**runner apply exited (1)**",
             "check": {"threshold": 0.9, "records": 10, "expected": 5, "parquet": 5, "parquet_distinct": 4,
@@ -72,6 +91,9 @@ def test_a_growing_heap_makes_the_verdict_not_flat_and_a_difference_is_reported(
     heap_line = next(line for line in text.splitlines() if line.startswith("- driver JVM heap after its last GC"))
     assert "**growing**" in heap_line and "+2" in heap_line                  # ~ +23% of its mean per hour
     assert "Memory and state after warm-up: **not flat**" in text
+    assert "leaving out 1 one-sample spike(s) over 1.3x both neighbours (at minute 30.0" in text
+    assert "| pipeline RSS (Python + JVM) | 1,907 MiB | 1,907 MiB | 3,815 MiB |" in text
+    assert "|   without its one-sample spikes | 1,907 MiB | 1,907 MiB | 1,907 MiB | 0 MiB |" in text
     assert "**Not equal**: 1 reference alerts missing from Parquet, 0 Parquet alerts not in the reference, 1 written twice" in text
     assert "runner apply exited (1)" in text
 
@@ -80,3 +102,24 @@ def test_an_interrupted_soak_without_samples_still_writes_a_report(tmp_path):
     text = soak.write_report(tmp_path / "none.jsonl", {"minutes": 60, "rate": 2000}, tmp_path / "soak.md",
                              tmp_path / "soak.png")
     assert "Sampled 0 times" in text and "not checked" in text and "not known" in text
+
+
+def test_rss_counts_a_forked_child_that_has_not_exec_d_once_not_twice():
+    """The driver JVM starts commands (Hadoop's readlink) by fork then exec; caught in between, the
+    child shows its parent's resident pages, which once read as one-sample jumps of a whole JVM."""
+    code = ("import os, time\nblock = bytearray(200 * 2**20)\nfor i in range(0, len(block), 4096): block[i] = 1\n"
+            "pid = os.fork()\ntime.sleep(30)\nif pid: os.waitpid(pid, 0)\n")
+    proc = subprocess.Popen([sys.executable, "-c", code])
+    try:
+        parent = psutil.Process(proc.pid)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not (parent.children() and parent.memory_info().rss > 200 * 2**20):
+            time.sleep(0.1)
+        child = parent.children()[0]
+        assert child.cmdline() == parent.cmdline() and child.memory_info().rss > 200 * 2**20   # psutil: both hold it
+        total, _, own = procs.TreeRss(proc.pid).sample()
+        assert total == own and own > 200 * 2**20
+    finally:
+        for p in psutil.Process(proc.pid).children() + [psutil.Process(proc.pid)]:
+            p.kill()
+        proc.wait(10)
