@@ -66,8 +66,12 @@ $(VENV)/.installed-s3: $(VENV)/.installed
 demo: setup
 	$(BIN)/runner demo $(DEMO_ARGS)
 
+# Two pytest processes (pytest-xdist), whole test files to each: much of the suite waits on
+# JVMs starting and streams catching up, so two share the 2 cores well. Each process has its
+# own SparkSession and broker (session fixtures). TEST_WORKERS=0 runs it in one process.
+TEST_WORKERS ?= 2
 test: setup
-	$(BIN)/python -m pytest tests
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile tests
 
 # The pure core (graph, verdicts, routes, output reading): no Spark session, no Kafka (about 30 s
 # on a loaded 2-core machine, most of it compiling edited copies of the project).

@@ -48,7 +48,8 @@ def parquet_sinks_only(sp: StreamProject) -> None:
         f.write_text(re.sub(r"\{'kind': '(kafka|console)'[^}]*\},?\s*", "", text))
     project = sp.load()
     names = sorted(spec.query_name for m in sp.compile().models for spec in sinks.specs(project, m))
-    assert names == ["fraud_alerts__kafka", "fraud_alerts__parquet", "kpi_events__topic", "kpi_per_minute__parquet",
+    assert names == ["fraud_alerts__kafka", "fraud_alerts__parquet", "kpi_events__topic", "kpi_per_minute__late_rows",
+                     "kpi_per_minute__parquet",
                      "rejected_transactions__kafka", "rejected_transactions__parquet"], names
 
 

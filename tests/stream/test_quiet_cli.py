@@ -49,7 +49,8 @@ def test_plan_and_apply_keep_spark_lines_in_the_log_and_exit_codes_follow_the_pl
     assert all(q["last_batch"] is not None and q["behind"] == 0 for q in status["queries"])
     audit = json.loads(sp.cli("audit", "--format", "json").stdout)
     assert set(audit) == {"format_version", "verb", "alerts", "alerts_true_fraud", "duplicate_alert_ids", "kpi_windows",
-                          "kpi_txn", "kpi_alerts", "kpi_frauds", "kpi_tp", "precision", "recall", "rejected_by_reason"}
+                          "kpi_txn", "kpi_alerts", "kpi_frauds", "kpi_tp", "precision", "recall", "rejected_by_reason",
+                          "late_rows", "late_txn"}
     assert audit["alerts"] == len(outputs.read(sp.output("alerts"))) and audit["duplicate_alert_ids"] == 0
     assert audit["kpi_windows"] == len(outputs.read(sp.output("kpis")))
 

@@ -50,7 +50,7 @@ def test_exercise_plans(applied_project):
     r = run_readme(watermark, applied_project, columns=400)
     assert r.returncode == 0, r.stdout + r.stderr
     kpis = rows_of(r.stdout, "kpi_per_minute__")
-    assert len(kpis) == 3 and all("RESUME (compatible change)" in line for line in kpis), r.stdout
+    assert len(kpis) == 4 and all("RESUME (compatible change)" in line for line in kpis), r.stdout  # console, kafka, late rows, parquet
     assert "watermark delay 2 minutes -> 30 seconds" in r.stdout
     alerts = rows_of(r.stdout, "fraud_alerts__parquet")
     assert alerts and "RESUME " in alerts[0] and "compatible" not in alerts[0], r.stdout

@@ -16,7 +16,7 @@ from runner.tools import replay
 from runner.tools.synth import generate
 
 START = datetime(2026, 2, 1, 12, 0, tzinfo=timezone.utc)
-KPI_QUERIES = {"kpi_per_minute__console", "kpi_per_minute__kafka", "kpi_per_minute__parquet"}
+KPI_QUERIES = {"kpi_per_minute__console", "kpi_per_minute__kafka", "kpi_per_minute__late_rows", "kpi_per_minute__parquet"}
 
 
 @pytest.fixture(scope="module")
