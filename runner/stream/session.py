@@ -28,16 +28,6 @@ DEFAULT_CONF = {
     "spark.sql.streaming.stateStore.providerClass":
         "org.apache.spark.sql.execution.streaming.state.RocksDBStateStoreProvider",
     "spark.sql.streaming.stateStore.rocksdb.changelogCheckpointing.enabled": "true",
-    # Checkpoint files on local disk (the offset, commit and file-sink logs, state changelogs: all
-    # written through Hadoop's FileContext) without a .crc checksum file beside each. Without
-    # Hadoop's native library (pyspark ships none), Hadoop forks a `chmod` for every file it
-    # creates and a `readlink` for both sides of every checkpoint rename, from the driver JVM,
-    # each waiting for a core on a busy machine (10-14 ms a fork at load 20 here); the .crc twin
-    # of every file doubled them: ~55 forks per reader micro-batch before, ~29 with this
-    # (profiled with chmod/readlink wrappers on PATH). How files are stored, not what the SQL
-    # means. Only FileContext's `file` scheme: the FileSystem API's stays checksummed, since S3A
-    # buffers uploads through FileSystem.getLocal and needs its LocalFileSystem class.
-    "spark.hadoop.fs.AbstractFileSystem.file.impl": "org.apache.hadoop.fs.local.RawLocalFs",
 }
 
 
