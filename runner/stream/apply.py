@@ -120,7 +120,8 @@ def analyse(spark, project, manifest) -> dict:
 
 class ProgressLog:
     """A StreamingQueryListener that appends each batch's progress to a JSON-lines file per query
-    and calls `on_batch` (for the terminal), so `status`, the dashboard and the report can read it."""
+    and calls each of its observers with it (`on_batch`: the terminal, the metrics; the late-rows
+    writers), so `status`, the dashboard and the report can read it."""
 
     def __init__(self, folder: Path, on_batch: Callable[[dict], None] | None = None):
         from pyspark.sql.streaming import StreamingQueryListener
@@ -145,9 +146,9 @@ class ProgressLog:
                 return None
 
         self.listener = Listener()
-        self.on_batch = on_batch
         self.realtime: set[str] = set()   # names of the queries running in Real-time Mode
-        self.observers: list[Callable[[dict], None]] = []   # the late-rows writers (late_rows.py)
+        # called with every batch's progress once it is logged: on_batch, the late-rows writers
+        self.observers: list[Callable[[dict], None]] = [on_batch] if on_batch else []
         self._lock = threading.Lock()
 
     def record(self, progress: dict) -> None:
@@ -158,8 +159,6 @@ class ProgressLog:
                 f.write(json.dumps(progress) + "\n")
         for observe in list(self.observers):
             observe(progress)
-        if self.on_batch:
-            self.on_batch(progress)
 
 
 def summarize(progress: dict) -> dict:
