@@ -36,13 +36,14 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
 	touch $@
 
-# The Kafka broker, Spark's Kafka connector and (tests only) Hadoop's mini HDFS, one 56 MB jar,
+# The Kafka broker, Spark's Kafka connector, a local filesystem that does not fork (16 kB) and (tests only) Hadoop's mini HDFS, one 56 MB jar,
 # resolved by mvn into git-ignored folders.
 $(JARS)/.resolved: jvm/pom.xml
 	@command -v mvn >/dev/null || { echo "error: mvn not found; install Maven 3.8+ (apt-get install maven)"; exit 1; }
-	rm -rf $(JARS)/broker $(JARS)/connector $(JARS)/minicluster
+	rm -rf $(JARS)/broker $(JARS)/connector $(JARS)/localfs $(JARS)/minicluster
 	mvn -q -B -f jvm/pom.xml -P broker dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory=lib/broker
 	mvn -q -B -f jvm/pom.xml -P connector dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory=lib/connector
+	mvn -q -B -f jvm/pom.xml -P localfs dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory=lib/localfs
 	mvn -q -B -f jvm/pom.xml -P minicluster dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory=lib/minicluster
 	touch $@
 

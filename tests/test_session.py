@@ -24,3 +24,32 @@ def test_version_mismatch_is_refused(tmp_path, monkeypatch):
     with pytest.raises(RunnerError, match=f"connector 3.5.1 does not match pyspark {pyspark.__version__}"):
         session.check_versions()
 
+
+
+def test_local_master_files_go_through_java_nio_not_forks(spark, tmp_path):
+    """On a local master the driver's `file:` filesystem is BareLocalFileSystem (permissions set
+    through java.nio, no `chmod` process per file) and checkpoints use Spark's FileSystem-based
+    manager (no `readlink` process per rename); a permission set through it lands on the file."""
+    jvm = spark._jvm
+    conf = spark._jsc.hadoopConfiguration()
+    path = jvm.org.apache.hadoop.fs.Path(tmp_path.as_uri() + "/offsets/0")
+    fs = path.getFileSystem(conf)
+    assert fs.getClass().getName() == "com.globalmentor.apache.hadoop.fs.BareLocalFileSystem"
+    manager = jvm.org.apache.spark.sql.execution.streaming.checkpointing.CheckpointFileManager.create(
+        path.getParent(), spark._jsparkSession.sessionState().newHadoopConf())
+    assert manager.getClass().getName().endswith(".FileSystemBasedCheckpointFileManager")
+    out = manager.createAtomic(path, False)
+    out.write(b"v1\n")
+    out.close()
+    assert (tmp_path / "offsets" / "0").read_bytes() == b"v1\n"
+    fs.setPermission(path, jvm.org.apache.hadoop.fs.permission.FsPermission(0o640))
+    assert (tmp_path / "offsets" / "0").stat().st_mode & 0o777 == 0o640
+
+
+def test_local_files_conf_keeps_a_targets_own_values():
+    conf = session.local_files_conf({"spark.hadoop.fs.file.impl": "org.apache.hadoop.fs.LocalFileSystem",
+                                     "spark.driver.extraClassPath": "/opt/extra.jar"})
+    assert conf["spark.hadoop.fs.file.impl"] == "org.apache.hadoop.fs.LocalFileSystem"
+    assert conf["spark.sql.streaming.checkpointFileManagerClass"].endswith("FileSystemBasedCheckpointFileManager")
+    first, second = conf["spark.driver.extraClassPath"].split(os.pathsep)
+    assert first.endswith("hadoop-bare-naked-local-fs-0.1.0.jar") and second == "/opt/extra.jar"

@@ -244,7 +244,7 @@ def routed_columns(raw, schema, keep: tuple[str, ...] = ()):
 
 def _routed_frame(spark, kafka_options: dict, topic: str, schema, starting: str):
     """A routed model's rows back from its topic, as a stream (routed_columns)."""
-    raw = (spark.readStream.format("kafka").options(**kafka_options)
+    raw = (spark.readStream.format("kafka").options(**sources.micro_batch_read_options(kafka_options))
            .option("subscribe", topic).option("startingOffsets", starting)
            .option("failOnDataLoss", "false").option("includeHeaders", "true").load())
     return routed_columns(raw, schema)
@@ -275,7 +275,8 @@ def start_queries(spark, project, manifest, plans: list[QueryPlan], *, available
     query with late_rows gets its writer (late_rows.py) as `q.late_rows`, fed by `progress_log`."""
     import udfs
 
-    sources.register_streaming(spark, project, used_sources(manifest), extra_options=extra_source_options)
+    sources.register_streaming(spark, project, used_sources(manifest), extra_options=extra_source_options,
+                               realtime=realtime and not available_now)
     udfs.register(spark, project.model_path, next(iter(project.sources.values())).schema)
     frames = create_views(spark, manifest)
     kafka_options = sources.spark_kafka_options(project)

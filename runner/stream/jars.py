@@ -1,5 +1,5 @@
-"""Where `make setup` put the JVM parts (jvm/lib/{broker,connector}), and `make setup-s3` the S3A
-connector (jvm/lib/s3), and checks on them."""
+"""Where `make setup` put the JVM parts (jvm/lib/{broker,connector,localfs}), and `make setup-s3`
+the S3A connector (jvm/lib/s3), and checks on them."""
 from __future__ import annotations
 
 import os
@@ -15,7 +15,7 @@ _CONNECTOR = re.compile(r"spark-sql-kafka-0-10_2\.13-(?P<version>[\w.\-]+)\.jar$
 
 
 def jars(kind: str) -> list[Path]:
-    """All jars of one class path ('broker' or 'connector'); a clear error when missing."""
+    """All jars of one class path ('broker', 'connector' or 'localfs'); a clear error when missing."""
     folder = JVM_LIB / kind
     found = sorted(folder.glob("*.jar")) if folder.is_dir() else []
     if not found:

@@ -1,4 +1,4 @@
-"""The SparkSession: master, the Kafka connector jars, conf, PYSPARK_PYTHON.
+"""The SparkSession: master, the Kafka connector jars, conf, local files, PYSPARK_PYTHON.
 
 One place builds it, so the CLI, the tests and the benchmarks start Spark the same way.
 """
@@ -31,6 +31,31 @@ DEFAULT_CONF = {
 }
 
 
+# Where the driver JVM's own files go on a local master: the checkpoints (offset and commit logs,
+# state changelogs, the file sink's log) and the Parquet output, a few dozen files per micro-batch.
+# Without Hadoop's native library (pyspark ships none) its local filesystem forks `chmod` for every
+# file it creates, and its FileContext forks `readlink` for both sides of every rename: profiled at
+# ~55 forks per reader batch, 10-14 ms each under load, all on the batch's path (README "Benchmarks").
+# BareLocalFileSystem (jvm/lib/localfs) is a LocalFileSystem, checksums and all, that sets
+# permissions through java.nio; Spark's FileSystem-based checkpoint manager renames with
+# File.renameTo (atomic on one local disk, and it still refuses to overwrite an offset or commit log
+# entry). How files are written, not what the SQL means. A cluster's executors would need the jar on
+# their class path too, so only a local master gets this (README "Running on a cluster").
+LOCAL_FILES_CONF = {
+    "spark.hadoop.fs.file.impl": "com.globalmentor.apache.hadoop.fs.BareLocalFileSystem",
+    "spark.sql.streaming.checkpointFileManagerClass":
+        "org.apache.spark.sql.execution.streaming.checkpointing.FileSystemBasedCheckpointFileManager",
+}
+
+
+def local_files_conf(settings: Mapping[str, str]) -> dict[str, str]:
+    """LOCAL_FILES_CONF with its jar first on the driver's class path (spark-submit opens files
+    through Hadoop before spark.jars are loaded); a target's own values win."""
+    class_path = os.pathsep.join([*map(str, jars("localfs")),
+                                  *filter(None, [settings.get("spark.driver.extraClassPath")])])
+    return {**LOCAL_FILES_CONF, **settings, "spark.driver.extraClassPath": class_path}
+
+
 def check_versions() -> list[str]:
     """The connector jars, after checking their version equals pyspark's."""
     import pyspark
@@ -50,6 +75,8 @@ def build_session(master: str = "local[*]", *, app_name: str = "fraud-detector",
     """Get or create the SparkSession with the connector on its class path. When a verb configured
     runner/stream/spark_log.py, the driver JVM starts with its log in that verb's file."""
     settings = {**DEFAULT_CONF, **(conf or {})}
+    if master.startswith("local"):
+        settings = local_files_conf(settings)
     # Python workers must run this interpreter, or they miss the venv's packages; on a cluster
     # whose executors have Python elsewhere, the target sets spark.pyspark.python. pyspark ships
     # PYSPARK_PYTHON to the executors with every Python function.
