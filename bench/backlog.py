@@ -97,7 +97,7 @@ def run_ours(ctx, r: int) -> BacklogRun:
     from runner.stream.progress import parquet_sinks
 
     run_dir = ctx.work / f"ours_{r}"
-    project = bench_project(ctx.base, run_dir, ctx.bootstrap, ctx.topic, ctx.model_dir)
+    project = bench_project(ctx.base, run_dir, ctx.bootstrap, ctx.topic, ctx.model_dir, target=ctx.target)
     code, wall, rss = procs.run_measured(
         [*procs.runner_cmd(), "--project", str(run_dir), "apply", "--available-now", "--quiet"],
         run_dir / "apply.log", RUN_TIMEOUT_S)
@@ -140,7 +140,7 @@ def run_seed(ctx, r: int) -> BacklogRun:
 
 def run_floor(ctx, r: int) -> BacklogRun:
     run_dir = ctx.work / f"floor_{r}"
-    bench_project(ctx.base, run_dir, ctx.bootstrap, ctx.topic, ctx.model_dir)
+    bench_project(ctx.base, run_dir, ctx.bootstrap, ctx.topic, ctx.model_dir, target=ctx.target)
     log = run_dir / "floor.log"
     code, wall, rss = procs.run_measured([sys.executable, "-m", "bench.floor", "--project", str(run_dir)],
                                          log, RUN_TIMEOUT_S)

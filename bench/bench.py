@@ -68,11 +68,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--modes", default="realtime,microbatch", help="latency modes, in order (default: %(default)s)")
     ap.add_argument("--model", type=Path, default=None,
                     help="a model folder `runner train` wrote, outside bench/work (default: train one)")
+    ap.add_argument("--spark-conf", action="append", default=[], metavar="KEY=VALUE",
+                    help="a spark_conf entry for the pipeline's target (repeatable), to compare settings")
+    ap.add_argument("--kafka", action="append", default=[], metavar="KEY=VALUE",
+                    help="a Kafka client option for the pipeline's target (repeatable)")
     ap.add_argument("--skip-backlog", action="store_true", help="only the latency part")
     ap.add_argument("--skip-latency", action="store_true", help="only the backlog part")
     ap.add_argument("--out", type=Path, default=REPO / "bench" / "results.md")
     ap.add_argument("--png", type=Path, default=REPO / "bench" / "latency.png")
     args = ap.parse_args(argv)
+    for kv in args.spark_conf + args.kafka:
+        if "=" not in kv:
+            ap.error(f"{kv!r}: give KEY=VALUE")
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     bad = [m for m in modes if m not in report.MODES]
     if bad:
@@ -118,8 +125,11 @@ def main(argv: list[str] | None = None) -> int:
                  "machine": report.machine(), "out": str(args.out), "png": str(args.png),
                  "backlog": [], "latency": []}
     try:
+        target = {section: dict(kv.split("=", 1) for kv in pairs)
+                  for section, pairs in (("spark_conf", args.spark_conf), ("kafka", args.kafka)) if pairs}
         ctx = SimpleNamespace(base=load_project(REPO), work=WORK, bootstrap=broker.bootstrap, topic=BACKLOG_TOPIC,
-                              model_dir=args.model.resolve() if args.model else train_model(WORK), window_s=60)
+                              model_dir=args.model.resolve() if args.model else train_model(WORK), window_s=60,
+                              target=target)
         if not args.skip_backlog:
             ensure_topics({"bootstrap.servers": broker.bootstrap}, {BACKLOG_TOPIC: PARTITIONS, "seed_alerts": 1})
             res["backlog_load_s"] = workload.load_backlog(broker.bootstrap, BACKLOG_TOPIC, args.rows, PARTITIONS, WORK)

@@ -204,7 +204,7 @@ class Ladder:
         name = name or f"latency_{mode}"    # the run's folder under ctx.work; its topic is bench_<name>
         self.run_dir = ctx.work / name
         self.topic = f"bench_{name}"
-        self.project = bench_project(ctx.base, self.run_dir, ctx.bootstrap, self.topic, ctx.model_dir)
+        self.project = bench_project(ctx.base, self.run_dir, ctx.bootstrap, self.topic, ctx.model_dir, target=ctx.target)
         self.probe = KafkaProbe(ctx.bootstrap)
         from runner.compile.compiler import compile_project
         from runner.stream.progress import parquet_sinks

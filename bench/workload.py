@@ -32,9 +32,11 @@ BACKLOG_SEED = 1
 PAYLOAD_MAX = 20_000   # distinct records in a payload file; ProducerPerformance draws from them at random
 
 
-def bench_project(base, run_dir: Path, bootstrap: str, topic: str, model_dir: Path, partitions: int = 2):
+def bench_project(base, run_dir: Path, bootstrap: str, topic: str, model_dir: Path, partitions: int = 2,
+                  target: dict | None = None):
     """run_dir/project.yml: the project reading `topic` on the bench broker, with `model_dir` as
-    its model and everything it writes under run_dir. Returns the loaded project."""
+    its model and everything it writes under run_dir; `target` ({"spark_conf": {...}, "kafka": {...}},
+    from --spark-conf/--kafka) merged into its target, to compare settings. Returns the loaded project."""
     from runner.compile.project import load_project
     from runner.tools.demo_runs import write_demo_project
 
@@ -45,6 +47,8 @@ def bench_project(base, run_dir: Path, bootstrap: str, topic: str, model_dir: Pa
     raw["topics"] = {**{k: v for k, v in raw["topics"].items() if k != "transactions"},
                      topic: {"partitions": partitions}}
     raw["model"] = str(model_dir)
+    for section, values in (target or {}).items():
+        raw["targets"][raw["default_target"]].setdefault(section, {}).update(values)
     (run_dir / "project.yml").write_text("# Written by bench/bench.py.\n" + yaml.safe_dump(raw, sort_keys=False))
     return load_project(run_dir)
 
