@@ -115,3 +115,18 @@ def test_demo_ctrl_c_stops_everything(project_copy, tmp_path, runner_cmd):
     assert "data: synthetic creditcard-shaped rows" in text
     assert "demo summary (interrupt)" in text and "Traceback" not in text
     assert left_over(run) == []
+
+
+def test_settled_counts_only_the_stateful_batches_reported_after_catching_up():
+    """The KPI query's first batch, over a still empty topic, has no rows; reported before the
+    demo caught up, it must not end the demo (a CI run stopped after that batch, 0 rows read)."""
+    from runner.tools.demo import Demo
+
+    kpi = [{"rows": 0, "stateful": True}]
+    demo = Demo.__new__(Demo)   # settled() reads only its arguments
+    since = time.monotonic()
+    assert not demo.settled({"kpi": kpi}, since, seen={"kpi": 1})
+    kpi.append({"rows": 1808, "stateful": True})
+    assert not demo.settled({"kpi": kpi}, since, seen={"kpi": 1})
+    kpi.append({"rows": 0, "stateful": True})            # the batch that moves the watermark on
+    assert demo.settled({"kpi": kpi, "alerts": [{"rows": 5, "stateful": False}]}, since, seen={"kpi": 1})

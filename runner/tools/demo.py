@@ -48,6 +48,7 @@ TRAIN_SEED = 7                # the synthetic training rows differ from the repl
 START_TIMEOUT_S = 240.0       # apply: Spark up and every query started
 STOP_TIMEOUT_S = 90.0
 SETTLE_MAX_S = 60.0           # caught up: how long to wait at most for the KPIs' closing batch
+ROUTE_QUIET_S = 20.0          # the route query's topics not growing this long: drained (caught_up)
 
 
 @dataclass
@@ -265,19 +266,29 @@ class Demo:
         if not (self.waited_for <= set(rows) and all(rows[q].behind == 0 for q in self.waited_for)):
             return False
         # The route query in Real-time Mode commits once per checkpoint interval: it has drained
-        # when the topics it writes stop growing (two checks apart) while their readers are caught up.
+        # when the topics it writes stop growing while their readers are caught up. Unchanged over
+        # two checks is not enough: under load its tasks may not have written anything yet. Each
+        # replayed row leaves it in one of its topics (scored or rejected), so they must also hold
+        # at least as many records as were sent; a project whose routes drop rows is taken as
+        # drained once they have not grown for ROUTE_QUIET_S.
         route = topology.route_plan(self.manifest)
         ends = end_offsets(self.demo_project.target.kafka_options(), {r.topic for r in route.routes}) if route else None
-        stable, self._route_ends = ends == getattr(self, "_route_ends", None), ends
-        return stable
+        now = time.monotonic()
+        if ends != getattr(self, "_route_ends", None):
+            self._route_ends, self._route_since = ends, now
+            return False
+        routed = sum(o for parts in (ends or {}).values() for o in parts.values())
+        return routed >= self.sent or now - self._route_since >= ROUTE_QUIET_S
 
-    def settled(self, batches: dict[str, list[dict]], since: float) -> bool:
+    def settled(self, batches: dict[str, list[dict]], since: float, seen: dict[str, int]) -> bool:
         """After catching up, each stateful query (the KPIs) has run the batch without new data that
-        Spark runs to move the watermark on and write the windows it closes; bounded by SETTLE_MAX_S."""
+        Spark runs to move the watermark on and write the windows it closes; bounded by SETTLE_MAX_S.
+        Only its batches reported after catching up count (`seen`: how many it had then): its
+        first batch, over an empty topic, has no rows either."""
         if time.monotonic() - since >= SETTLE_MAX_S:
             return True
-        stateful = [rows for rows in batches.values() if any(b.get("stateful") for b in rows)]
-        return all(rows[-1]["rows"] == 0 for rows in stateful)
+        stateful = {q: rows for q, rows in batches.items() if any(b.get("stateful") for b in rows)}
+        return all(any(b["rows"] == 0 for b in rows[seen.get(q, 0):]) for q, rows in stateful.items())
 
     # ------------------------------------------------------------------ the live part
 
@@ -296,7 +307,7 @@ class Demo:
         phase = "starting Spark and the queries"
         snap = feed.snapshot()
         last_check = 0.0
-        caught_up_at = None
+        caught_up_at, seen = None, {}
         with Live(dashboard.render(snap, self.header(phase), c.width), console=c, refresh_per_second=4,
                   transient=False, vertical_overflow="crop") as live:
             while True:
@@ -322,8 +333,9 @@ class Demo:
                         last_check = time.monotonic()
                         if self.caught_up():
                             caught_up_at = time.monotonic()
+                            seen = {q: len(rows) for q, rows in feed.progress.batches.items()}
                             phase = "caught up; the KPIs write their last closed windows"
-                    if caught_up_at is not None and self.settled(feed.progress.batches, caught_up_at):
+                    if caught_up_at is not None and self.settled(feed.progress.batches, caught_up_at, seen):
                         self._mark("catch up", self.drain_started_at)
                         snap = feed.snapshot()
                         live.update(dashboard.render(snap, self.header("all records processed; stopping"), c.width))
