@@ -271,8 +271,10 @@ def markdown(all_samples: list[dict], meta: dict, png_name: str) -> str:
     order = [k for k in LABELS if k in cols] + sorted(k for k in cols if k not in LABELS)
     for key in order:
         rows = [(label(key), cols[key])]
-        if key == "rss" and without_spikes(cols[key])[1]:
-            rows.append(("  without its one-sample spikes", without_spikes(cols[key])[0]))
+        if key == "rss":
+            kept, spikes = without_spikes(cols[key])
+            if spikes:
+                rows.append(("  without its one-sample spikes", kept))
         for name, ys in rows:
             st = _stats(ys)
             if st:

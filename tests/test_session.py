@@ -25,7 +25,6 @@ def test_version_mismatch_is_refused(tmp_path, monkeypatch):
         session.check_versions()
 
 
-
 def test_local_master_files_go_through_java_nio_not_forks(spark, tmp_path):
     """On a local master the driver's `file:` filesystem is BareLocalFileSystem (permissions set
     through java.nio, no `chmod` process per file) and checkpoints use Spark's FileSystem-based

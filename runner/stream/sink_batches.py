@@ -67,12 +67,16 @@ def batch_writer(members: list, kafka_options: dict):
             head = collected(cached, LOCAL_ROWS)
             if head is not None and head.isEmpty():
                 return
-            local = None if head is None else DataFrame(
-                cached.sparkSession._jsparkSession.createDataFrame(head, cached._jdf.schema()), cached.sparkSession)
-            for p in members:
+            if head is None:
+                frames = {"console": cached, "write": cached}
+            else:
+                local = DataFrame(cached.sparkSession._jsparkSession.createDataFrame(head, cached._jdf.schema()),
+                                  cached.sparkSession)
                 # console: a local relation prints with no job; a write: one task, one file
-                frame = cached if local is None else local if p.spec.sink["kind"] == "console" else local.coalesce(1)
-                write_batch(frame, p.spec, batch_id, kafka_options)
+                frames = {"console": local, "write": local.coalesce(1)}
+            for p in members:
+                write_batch(frames["console" if p.spec.sink["kind"] == "console" else "write"], p.spec, batch_id,
+                            kafka_options)
         finally:
             cached.unpersist()
 

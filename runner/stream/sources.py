@@ -18,7 +18,7 @@ KAFKA_COLUMNS = StructType([
 # A micro-batch query's Kafka read task waited ~450 ms of every batch, not computing (22 ms of CPU
 # in 580 ms): the consumer's fetch for the partition's end is held by the broker up to
 # fetch.max.wait.ms (Kafka's default 500 ms) and the next read waits behind it. At 20 ms the read
-# task took 130 ms (README "Benchmarks"). A micro-batch consumer polls only inside its tasks, so
+# task took 126 ms (README "Benchmarks"). A micro-batch consumer polls only inside its tasks, so
 # this costs nothing idle; Real-time Mode's long-running poll keeps Kafka's default. A target's
 # own `kafka:` value wins.
 MICRO_BATCH_READS = {"kafka.fetch.max.wait.ms": "20"}

@@ -120,6 +120,7 @@ class Demo:
         self.replay_thread: threading.Thread | None = None
         self.replay_stop = threading.Event()
         self.sent = 0
+        self._route_ends, self._route_since = None, 0.0   # caught_up(): the route topics' ends, since when
         self.replay_summary = None
         self.replay_error: str | None = None
         self.demo_project = None
@@ -274,7 +275,7 @@ class Demo:
         route = topology.route_plan(self.manifest)
         ends = end_offsets(self.demo_project.target.kafka_options(), {r.topic for r in route.routes}) if route else None
         now = time.monotonic()
-        if ends != getattr(self, "_route_ends", None):
+        if ends != self._route_ends:
             self._route_ends, self._route_since = ends, now
             return False
         routed = sum(o for parts in (ends or {}).values() for o in parts.values())

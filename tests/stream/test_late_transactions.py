@@ -17,7 +17,6 @@ from __future__ import annotations
 import faulthandler
 import json
 import threading
-import time
 from datetime import datetime, timezone
 
 import pandas as pd
@@ -26,6 +25,7 @@ from streamkit import StreamProject
 from runner.stream import late_rows, outputs, storage
 from runner.tools import replay
 from runner.tools.synth import generate
+from runner.waits import WaitTimeout, wait_until
 
 START = datetime(2026, 1, 5, 9, 0, tzinfo=timezone.utc)
 QUERY = "kpi_per_minute__sinks"
@@ -60,13 +60,11 @@ def kpi_progress(sp: StreamProject) -> list[dict]:
 
 def wait_for(what: str, check, timeout_s: float) -> None:
     """Bounded; generous, as a loaded machine runs a KPI batch in 15-30 s instead of one."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.5)
-    faulthandler.dump_traceback(all_threads=True)   # where the run's threads were
-    raise AssertionError(f"timed out waiting for {what}")
+    try:
+        wait_until(check, timeout_s=timeout_s, interval_s=0.5, message=what)
+    except WaitTimeout:
+        faulthandler.dump_traceback(all_threads=True)   # where the run's threads were
+        raise
 
 
 def watermark_past(checkpoint, when: datetime) -> bool:
