@@ -15,6 +15,9 @@ written from there: the sinks then read a local relation instead of the cached s
 console sink prints it with no Spark job at all (it took two), and the Parquet and Kafka writes
 are one small task each. The rows stay JVM objects, never converted through Python, so no value
 changes on the way. A batch over LOCAL_ROWS is written from the cache as before.
+
+The sinks of one batch are written at the same time, each from its own thread: none depends on
+another, so a batch waits for its slowest sink instead of the sum of them.
 """
 from __future__ import annotations
 
@@ -53,8 +56,34 @@ def collected(cached, limit: int):
     """`cached`'s rows as a JVM list, or None when it has more than `limit`. Every partition is
     computed unless more than `limit` rows turn up first; then the sinks' writes compute the rest
     (the batch is persisted, so none twice)."""
-    head = cached._jdf.limit(limit + 1).collectAsList()
+    # One partition: a limit over several runs a job per partition it scans (Spark's executeTake
+    # tries one, then more), a job more per batch; the stateful stages before it are unchanged.
+    head = cached._jdf.coalesce(1).limit(limit + 1).collectAsList()
     return None if head.size() > limit else head
+
+
+def at_once(writes: list) -> None:
+    """Call every function in `writes` at the same time: the first in this thread, each other in a
+    thread of its own that inherits this one's Spark local properties (the batch's job group and
+    description); return once all have returned, raising the first error any of them raised."""
+    from pyspark import InheritableThread
+
+    errors: list[BaseException] = []
+
+    def call(write) -> None:
+        try:
+            write()
+        except BaseException as e:   # re-raised below, in the batch's own thread
+            errors.append(e)
+
+    threads = [InheritableThread(target=call, args=(w,)) for w in writes[1:]]
+    for t in threads:
+        t.start()
+    call(writes[0])
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
 
 
 def batch_writer(members: list, kafka_options: dict):
@@ -74,9 +103,8 @@ def batch_writer(members: list, kafka_options: dict):
                                   cached.sparkSession)
                 # console: a local relation prints with no job; a write: one task, one file
                 frames = {"console": local, "write": local.coalesce(1)}
-            for p in members:
-                write_batch(frames["console" if p.spec.sink["kind"] == "console" else "write"], p.spec, batch_id,
-                            kafka_options)
+            at_once([lambda p=p: write_batch(frames["console" if p.spec.sink["kind"] == "console" else "write"],
+                                             p.spec, batch_id, kafka_options) for p in members])
         finally:
             cached.unpersist()
 

@@ -67,3 +67,43 @@ def test_a_batch_over_the_local_limit_is_written_from_the_cache(spark, tmp_path,
     (folder,) = batches.committed_dirs(out)
     assert len(list(folder.glob("*.parquet"))) > 1     # the cached batch's partitions, not one local file
     assert sorted(r.n_txn for r in spark.read.parquet(str(folder)).collect()) == [0, 10, 20, 30, 40, 50, 60]
+
+
+def test_the_sinks_of_a_batch_are_written_at_the_same_time():
+    import threading
+
+    both = threading.Barrier(2, timeout=30)   # passes only when the two writes run together
+    met = []
+    sink_batches.at_once([lambda: met.append(both.wait()), lambda: met.append(both.wait())])
+    assert sorted(met) == [0, 1]
+
+
+def test_a_failed_sink_fails_the_batch_once_the_others_finished():
+    import time
+
+    import pytest
+
+    done = []
+
+    def fails():
+        raise RuntimeError("broker gone")
+
+    def slow():
+        time.sleep(0.5)
+        done.append("parquet")
+
+    with pytest.raises(RuntimeError, match="broker gone"):
+        sink_batches.at_once([fails, slow])
+    assert done == ["parquet"]
+
+
+def test_sinks_written_from_their_own_threads_keep_the_batchs_job_group(spark, tmp_path):
+    # Spark's job group and description are thread-local properties: the other sinks' threads
+    # inherit them, so their jobs count in the batch (and show under its query).
+    frame = lambda: spark.createDataFrame([(i, i) for i in range(5)], "w INT, n_txn BIGINT")  # noqa: E731
+    collect_only = _jobs_in(spark, "sink-batches-one", lambda: sink_batches.collected(frame().persist(), 100))
+    outs = [str(tmp_path / "a"), str(tmp_path / "b")]
+    two = _jobs_in(spark, "sink-batches-two",
+                   lambda: sink_batches.batch_writer([_member(o) for o in outs], kafka_options={})(frame(), 1))
+    assert two == collect_only + 2      # one small write job per Parquet sink, both in the group
+    assert [len(batches.committed_dirs(o)) for o in outs] == [1, 1]
