@@ -54,10 +54,10 @@ def test_local_files_conf_keeps_a_targets_own_values():
     assert first.endswith("hadoop-bare-naked-local-fs-0.1.0.jar") and second == "/opt/extra.jar"
 
 
-def test_the_driver_jvm_compiles_with_c1_only(spark):
-    # DEFAULT_CONF's JIT setting reaches the JVM the session runs in (spark-submit's driver options)
-    args = list(spark._jvm.java.lang.management.ManagementFactory.getRuntimeMXBean().getInputArguments())
-    assert "-XX:TieredStopAtLevel=1" in args
-    assert spark._jvm.java.lang.management.ManagementFactory.getPlatformMXBean(
-        spark._jvm.java.lang.Class.forName("com.sun.management.HotSpotDiagnosticMXBean")
-    ).getVMOption("TieredStopAtLevel").getValue() == "1"
+def test_the_driver_jvm_compiles_only_really_hot_code_with_c2(spark):
+    # DEFAULT_CONF's JIT thresholds reach the JVM the session runs in (spark-submit's driver options)
+    bean = spark._jvm.java.lang.management.ManagementFactory.getPlatformMXBean(
+        spark._jvm.java.lang.Class.forName("com.sun.management.HotSpotDiagnosticMXBean"))
+    assert bean.getVMOption("Tier4InvocationThreshold").getValue() == "50000"
+    assert bean.getVMOption("Tier4BackEdgeThreshold").getValue() == "400000"
+    assert bean.getVMOption("TieredStopAtLevel").getValue() == "4"   # C2 still compiles

@@ -28,14 +28,19 @@ DEFAULT_CONF = {
     "spark.sql.streaming.stateStore.providerClass":
         "org.apache.spark.sql.execution.streaming.state.RocksDBStateStoreProvider",
     "spark.sql.streaming.stateStore.rocksdb.changelogCheckpointing.enabled": "true",
-    # The driver JVM compiles with C1 only, never C2. Its own work is planning and scheduling:
-    # Catalyst's rules run once per micro-batch per query, so their code turns hot slowly and the
-    # JIT kept recompiling it for minutes (60% of a core in compiler threads 45 s into a 110
-    # events/s trickle, 23% after 3 minutes), beside the queries on 2 cores. C1 compiles each
-    # method once, quickly. Measured: driver JVM CPU 119% -> 103% of a core on that trickle;
-    # a 100,000-record backlog drained in 32.3 s against 38.8 s. Cost only, not what the SQL
-    # means; a target that sets spark.driver.extraJavaOptions replaces it.
-    "spark.driver.extraJavaOptions": "-XX:TieredStopAtLevel=1",
+    # HotSpot's C2 compiles only code that is really hot: 10x its default invocation and loop
+    # thresholds for tier 4 (the tier-4 compile threshold 4x). The driver plans every micro-batch
+    # of every query, and Catalyst's rules run once a batch, so their code turns lukewarm slowly
+    # and C2 kept recompiling it for minutes beside the queries on 2 cores (compiler threads at 60%
+    # of a core 45 s into a 110 events/s trickle, 23% after 3 minutes). Per-record code (parsing,
+    # scoring, Kafka) crosses these counts within seconds at any real rate and is still compiled
+    # by C2; C1 only (-XX:TieredStopAtLevel=1) was tried and lost Real-time Mode at 5,000
+    # events/s (alert p99 4.5 and 12.2 s, against 0.8 and 0.3 s). README "Benchmarks" has the
+    # numbers. Cost only, not what the SQL means; a target that sets
+    # spark.driver.extraJavaOptions replaces it.
+    "spark.driver.extraJavaOptions": " ".join([
+        "-XX:Tier4InvocationThreshold=50000", "-XX:Tier4MinInvocationThreshold=6000",
+        "-XX:Tier4CompileThreshold=60000", "-XX:Tier4BackEdgeThreshold=400000"]),
 }
 
 
