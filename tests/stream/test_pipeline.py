@@ -20,12 +20,13 @@ def kpi_reference(rows: pd.DataFrame, alert_ids: set[str], prefix: str) -> pd.Da
     df["event_time"] = pd.to_datetime(START.replace(tzinfo=None)) + pd.to_timedelta(df["Time"], unit="s")
     df["is_alert"] = df["txn_id"].isin(alert_ids)
     df["window_start"] = df["event_time"].dt.floor("1min")
+    df["tp"] = df["is_alert"] & (df["Class"] == 1)
     g = df.groupby("window_start")
     ref = pd.DataFrame({
         "n_txn": g.size(),
         "n_alert": g["is_alert"].sum(),
         "n_fraud_true": g["Class"].sum(),
-        "tp": g.apply(lambda w: int((w["is_alert"] & (w["Class"] == 1)).sum())),
+        "tp": g["tp"].sum(),
     }).reset_index()
     return ref.astype({"n_txn": "int64", "n_alert": "int64", "n_fraud_true": "int64", "tp": "int64"})
 
