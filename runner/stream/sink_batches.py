@@ -21,6 +21,8 @@ another, so a batch waits for its slowest sink instead of the sum of them.
 """
 from __future__ import annotations
 
+from functools import partial
+
 # --------------------------------------------------------------------------- run time
 
 def _write_parquet_once(df, path: str, batch_id: int) -> None:
@@ -97,14 +99,14 @@ def batch_writer(members: list, kafka_options: dict):
             if head is not None and head.isEmpty():
                 return
             if head is None:
-                frames = {"console": cached, "write": cached}
+                shown = written = cached
             else:
                 local = DataFrame(cached.sparkSession._jsparkSession.createDataFrame(head, cached._jdf.schema()),
                                   cached.sparkSession)
                 # console: a local relation prints with no job; a write: one task, one file
-                frames = {"console": local, "write": local.coalesce(1)}
-            at_once([lambda p=p: write_batch(frames["console" if p.spec.sink["kind"] == "console" else "write"],
-                                             p.spec, batch_id, kafka_options) for p in members])
+                shown, written = local, local.coalesce(1)
+            at_once([partial(write_batch, shown if p.spec.sink["kind"] == "console" else written,
+                             p.spec, batch_id, kafka_options) for p in members])
         finally:
             cached.unpersist()
 
