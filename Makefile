@@ -6,7 +6,7 @@ JARS   := jvm/lib
 
 .PHONY: setup setup-s3 test test-fast lint demo bench soak clean browser
 
-setup: $(VENV)/.installed $(JARS)/.resolved browser prometheus
+setup: $(VENV)/.installed $(JARS)/.resolved $(JARS)/cds/driver.jsa browser prometheus
 
 # Headless Chromium for tests/test_docs.py (playwright drives it; it downloads no browser).
 # A no-op when chromium is on PATH; installed only where apt-get is (and as root); elsewhere
@@ -46,6 +46,12 @@ $(JARS)/.resolved: jvm/pom.xml
 	mvn -q -B -f jvm/pom.xml -P localfs dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory=lib/localfs
 	mvn -q -B -f jvm/pom.xml -P minicluster dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory=lib/minicluster
 	touch $@
+
+# The driver JVM's class-data archive (runner/stream/class_archive.py): Spark's classes mapped from
+# one file instead of loaded from the jars, ~3 s off every start of a driver. ~45 s and ~180 MB;
+# made again when pyspark or the jars change. Should it fail, drivers start without it.
+$(JARS)/cds/driver.jsa: $(VENV)/.installed $(JARS)/.resolved
+	$(BIN)/python -m runner.stream.class_archive $@ || true
 
 # s3a:// roots and tests/s3, apart from `make setup` for their size: Hadoop's S3A connector with the
 # AWS SDK bundle its pom declares (jvm/lib/s3, 659 MB; ~40 s to fetch here), and moto's S3 server

@@ -2,13 +2,15 @@
 from __future__ import annotations
 
 import os
+import re
+import subprocess
 import sys
 
 import pyspark
 import pytest
 
 from runner.errors import RunnerError
-from runner.stream import jars, session
+from runner.stream import class_archive, jars, session
 
 
 def test_session_has_connector_jars_and_python(spark):
@@ -61,3 +63,30 @@ def test_the_driver_jvm_compiles_only_really_hot_code_with_c2(spark):
     assert bean.getVMOption("Tier4InvocationThreshold").getValue() == "50000"
     assert bean.getVMOption("Tier4BackEdgeThreshold").getValue() == "400000"
     assert bean.getVMOption("TieredStopAtLevel").getValue() == "4"   # C2 still compiles
+
+
+def test_a_driver_reads_sparks_classes_from_the_archive_make_setup_made(tmp_path):
+    """`make setup` made jvm/lib/cds/driver.jsa (runner/stream/class_archive.py); a driver that
+    build_session starts, with options of its own, maps Spark's classes from it instead of
+    loading them from the jars (HotSpot's class-load log names the archive as their source)."""
+    assert class_archive.ARCHIVE.is_file(), "make setup makes the archive"
+    log = tmp_path / "class-load.log"
+    code = ("from runner.stream.session import build_session\n"
+            f"spark = build_session('local[1]', conf={{'spark.driver.extraJavaOptions': '-Xlog:class+load=info:file={log}'}})\n"
+            "spark.range(3).selectExpr('sum(id)').collect()\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stderr[-2000:]
+    loaded = dict(re.findall(r"\] (\S+) source: (.+)$", log.read_text(), flags=re.M))
+    assert loaded["org.apache.spark.sql.SparkSession"] == "shared objects file (top)"
+    assert loaded["org.apache.spark.sql.catalyst.analysis.Analyzer"] == "shared objects file (top)"
+    # nothing about the archive reached the driver's output
+    assert "cds" not in done.stdout
+
+
+def test_a_targets_own_archive_option_is_left_alone(tmp_path, monkeypatch):
+    monkeypatch.setattr(class_archive, "ARCHIVE", tmp_path / "driver.jsa")
+    assert class_archive.java_options("-Xmx1g") == "-Xmx1g"                  # none made: nothing added
+    (tmp_path / "driver.jsa").write_bytes(b"")
+    assert class_archive.java_options("-Xmx1g") == \
+        f"-Xmx1g -XX:SharedArchiveFile={tmp_path / 'driver.jsa'} -Xlog:cds*=off"
+    assert class_archive.java_options("-XX:SharedArchiveFile=/opt/own.jsa") == "-XX:SharedArchiveFile=/opt/own.jsa"

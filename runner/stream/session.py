@@ -9,7 +9,7 @@ import sys
 from typing import Mapping
 
 from runner.errors import RunnerError
-from runner.stream import spark_log
+from runner.stream import class_archive, spark_log
 from runner.stream.jars import connector_version, jars, s3a_connector_on_class_path
 
 # Defaults sized for a small machine; a target's spark_conf overrides them.
@@ -88,6 +88,9 @@ def build_session(master: str = "local[*]", *, app_name: str = "fraud-detector",
     """Get or create the SparkSession with the connector on its class path. When a verb configured
     runner/stream/spark_log.py, the driver JVM starts with its log in that verb's file."""
     settings = {**DEFAULT_CONF, **(conf or {})}
+    # Spark's classes mapped from the archive `make setup` made, whatever else the options say
+    settings["spark.driver.extraJavaOptions"] = class_archive.java_options(
+        settings.get("spark.driver.extraJavaOptions", ""))
     if master.startswith("local"):
         settings = local_files_conf(settings)
     # Python workers must run this interpreter, or they miss the venv's packages; on a cluster
