@@ -117,16 +117,25 @@ def test_demo_ctrl_c_stops_everything(project_copy, tmp_path, runner_cmd):
     assert left_over(run) == []
 
 
-def test_settled_counts_only_the_stateful_batches_reported_after_catching_up():
-    """The KPI query's first batch, over a still empty topic, has no rows; reported before the
-    demo caught up, it must not end the demo (a CI run stopped after that batch, 0 rows read)."""
+def test_settled_once_the_kpis_ran_the_batch_without_rows_that_read_to_the_topic_ends():
+    """The KPI query's first batch, over a still empty topic, has no rows; it must not end the demo
+    (a CI run stopped after that batch, 0 rows read). Its closing batch, the one with no rows after
+    the last rows, ends it, also when it ran before catching up was seen: waiting for one more
+    batch cost every demo SETTLE_MAX_S (60 s), as no batch follows it."""
     from runner.tools.demo import Demo
 
-    kpi = [{"rows": 0, "stateful": True}]
+    ends = {"scored_events": {"0": 643, "1": 1357}}
+    kpi = [{"rows": 0, "waits_for_watermark": True, "read_to": {"scored_events": {"0": 0, "1": 0}}}]
+    # a Parquet reader's repeat filter is state too, but it writes each row at once: no closing batch
+    alerts = [{"rows": 5, "waits_for_watermark": False, "read_to": {"fraud_alerts": {"0": 9}}}]
     demo = Demo.__new__(Demo)   # settled() reads only its arguments
     since = time.monotonic()
-    assert not demo.settled({"kpi": kpi}, since, seen={"kpi": 1})
-    kpi.append({"rows": 1808, "stateful": True})
-    assert not demo.settled({"kpi": kpi}, since, seen={"kpi": 1})
-    kpi.append({"rows": 0, "stateful": True})            # the batch that moves the watermark on
-    assert demo.settled({"kpi": kpi, "alerts": [{"rows": 5, "stateful": False}]}, since, seen={"kpi": 1})
+    assert not demo.settled({"kpi": kpi}, since, ends)
+    kpi.append({"rows": 1200, "waits_for_watermark": True, "read_to": {"scored_events": {"0": 400, "1": 800}}})
+    kpi.append({"rows": 0, "waits_for_watermark": True, "read_to": {"scored_events": {"0": 400, "1": 800}}})  # mid-run
+    kpi.append({"rows": 800, "waits_for_watermark": True, "read_to": ends})
+    assert not demo.settled({"kpi": kpi, "alerts": alerts}, since, ends)
+    assert not demo.settled({"kpi": kpi + [{"rows": 0, "waits_for_watermark": True, "read_to": ends}]}, since, None)
+    kpi.append({"rows": 0, "waits_for_watermark": True, "read_to": ends})            # the batch that moves the watermark on
+    assert demo.settled({"kpi": kpi, "alerts": alerts}, since, ends)
+    assert demo.settled({"kpi": kpi[:1]}, since - 61, ends)                 # bounded: SETTLE_MAX_S

@@ -21,10 +21,28 @@ def parse_time(text: str | None) -> datetime | None:
         return None
 
 
+def read_to(progress: dict) -> dict[str, dict[str, int]]:
+    """How far one batch read its Kafka sources: {topic: {partition: end offset}}."""
+    out: dict[str, dict[str, int]] = {}
+    for source in progress.get("sources") or []:
+        end = source.get("endOffset")
+        if isinstance(end, dict):
+            for topic, parts in end.items():
+                if isinstance(parts, dict):
+                    out.setdefault(topic, {}).update({str(p): int(o) for p, o in parts.items()})
+    return out
+
+
+# State operators that pass each row on as it arrives (the readers' repeat filter); the others
+# (aggregations, joins) may hold rows back until the watermark passes them.
+PASS_ROWS_ON = ("dedupe", "dedupeWithinWatermark")
+
+
 def _summary(progress: dict) -> dict:
     from runner.stream.apply import summarize
 
-    return {**summarize(progress), "stateful": bool(progress.get("stateOperators"))}
+    waits = any(op.get("operatorName") not in PASS_ROWS_ON for op in progress.get("stateOperators") or [])
+    return {**summarize(progress), "waits_for_watermark": waits, "read_to": read_to(progress)}
 
 
 class ProgressTail:

@@ -281,15 +281,34 @@ class Demo:
         routed = sum(o for parts in (ends or {}).values() for o in parts.values())
         return routed >= self.sent or now - self._route_since >= ROUTE_QUIET_S
 
-    def settled(self, batches: dict[str, list[dict]], since: float, seen: dict[str, int]) -> bool:
-        """After catching up, each stateful query (the KPIs) has run the batch without new data that
-        Spark runs to move the watermark on and write the windows it closes; bounded by SETTLE_MAX_S.
-        Only its batches reported after catching up count (`seen`: how many it had then): its
-        first batch, over an empty topic, has no rows either."""
+    def topic_ends(self, batches: dict[str, list[dict]]) -> dict[str, dict[str, int]] | None:
+        """The end offsets of every topic the queries read (None when Kafka does not answer)."""
+        from runner.stream.status import end_offsets
+
+        topics = {t for rows in batches.values() for b in rows for t in b.get("read_to", {})}
+        return end_offsets(self.demo_project.target.kafka_options(), topics)
+
+    def settled(self, batches: dict[str, list[dict]], since: float, ends: dict[str, dict[str, int]] | None) -> bool:
+        """After catching up, each query that holds rows until the watermark passes them (the KPIs;
+        not the readers, whose repeat filter passes each row on) has run the batch without new data
+        that Spark runs to move the watermark on and write the windows it closes: a batch with no rows
+        that read its topics to their ends (`ends`, read once caught up, when nothing more is
+        written), after one with rows. It often ran before catching up was seen (within a second of
+        the last rows), so every batch counts; its first batch, over a still empty topic, has no
+        rows either but did not read to the ends. Bounded by SETTLE_MAX_S (also when Kafka did not
+        say where the ends are)."""
         if time.monotonic() - since >= SETTLE_MAX_S:
             return True
-        stateful = {q: rows for q, rows in batches.items() if any(b.get("stateful") for b in rows)}
-        return all(any(b["rows"] == 0 for b in rows[seen.get(q, 0):]) for q, rows in stateful.items())
+        if ends is None:
+            return False
+
+        def closed(rows: list[dict]) -> bool:
+            return any(b["rows"] == 0 and b.get("read_to") and
+                       all(ends.get(topic) == parts for topic, parts in b["read_to"].items()) and
+                       any(earlier["rows"] for earlier in rows[:i])
+                       for i, b in enumerate(rows))
+
+        return all(closed(rows) for rows in batches.values() if any(b.get("waits_for_watermark") for b in rows))
 
     # ------------------------------------------------------------------ the live part
 
@@ -308,7 +327,7 @@ class Demo:
         phase = "starting Spark and the queries"
         snap = feed.snapshot()
         last_check = 0.0
-        caught_up_at, seen = None, {}
+        caught_up_at, ends = None, None
         with Live(dashboard.render(snap, self.header(phase), c.width), console=c, refresh_per_second=4,
                   transient=False, vertical_overflow="crop") as live:
             while True:
@@ -334,9 +353,9 @@ class Demo:
                         last_check = time.monotonic()
                         if self.caught_up():
                             caught_up_at = time.monotonic()
-                            seen = {q: len(rows) for q, rows in feed.progress.batches.items()}
+                            ends = self.topic_ends(feed.progress.batches)
                             phase = "caught up; the KPIs write their last closed windows"
-                    if caught_up_at is not None and self.settled(feed.progress.batches, caught_up_at, seen):
+                    if caught_up_at is not None and self.settled(feed.progress.batches, caught_up_at, ends):
                         self._mark("catch up", self.drain_started_at)
                         snap = feed.snapshot()
                         live.update(dashboard.render(snap, self.header("all records processed; stopping"), c.width))
