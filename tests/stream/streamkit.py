@@ -4,6 +4,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -97,11 +98,29 @@ def reference_alerts(spark, model: Path, rows, id_prefix: str, threshold: float 
     return {r.txn_id for r in hits.collect()}
 
 
-def consume_keys(bootstrap: str, topic: str, prefix: str, timeout_ms: int = 30000) -> list[str]:
-    from kafka import KafkaConsumer
+def read_topic(bootstrap: str, topic: str, timeout_s: float = 60.0, **consumer_options) -> list:
+    """Every record of `topic` up to its end offsets as of the call: reading stops there, instead
+    of once the topic has been quiet for a while (a consumer_timeout_ms spent idle every call)."""
+    from kafka import KafkaConsumer, TopicPartition
 
-    consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
-                             consumer_timeout_ms=timeout_ms, group_id=None)
-    keys = [m.key.decode() for m in consumer if m.key and m.key.decode().startswith(prefix)]
-    consumer.close()
-    return keys
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
+                             **consumer_options)
+    try:
+        parts = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
+        assert parts, f"topic {topic} has no partitions"
+        consumer.assign(parts)
+        consumer.seek_to_beginning(*parts)
+        ends = consumer.end_offsets(parts)
+        records: list = []
+        deadline = time.monotonic() + timeout_s
+        while any(consumer.position(tp) < ends[tp] for tp in parts):
+            assert time.monotonic() < deadline, f"{topic} not read to its end offsets {ends} within {timeout_s:.0f}s"
+            for batch in consumer.poll(timeout_ms=500).values():
+                records.extend(batch)
+        return records
+    finally:
+        consumer.close()
+
+
+def consume_keys(bootstrap: str, topic: str, prefix: str) -> list[str]:
+    return [m.key.decode() for m in read_topic(bootstrap, topic) if m.key and m.key.decode().startswith(prefix)]

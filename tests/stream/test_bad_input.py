@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from streamkit import StreamProject, apply_in_process
+from streamkit import StreamProject, apply_in_process, read_topic
 
 from runner.compile.project import load_project
 from runner.stream import outputs
@@ -212,14 +212,9 @@ def test_each_malformed_kind_is_rejected_with_its_reason_and_raw_value(bad_run):
 
 
 def test_rejected_records_are_on_kafka_too(bad_run):
-    from kafka import KafkaConsumer
-
     sp, _, _, _, topic = bad_run
     rejected = outputs.read(sp.output("rejected"))
-    consumer = KafkaConsumer(topic, bootstrap_servers=sp.broker.bootstrap, auto_offset_reset="earliest",
-                             consumer_timeout_ms=5000, group_id=None, max_partition_fetch_bytes=16 << 20)
-    values = [json.loads(m.value) for m in consumer]
-    consumer.close()
+    values = [json.loads(m.value) for m in read_topic(sp.broker.bootstrap, topic, max_partition_fetch_bytes=16 << 20)]
     on_kafka = {(v["kafka_partition"], v["kafka_offset"]): v["reason"] for v in values}
     in_parquet = dict(zip(_pos(rejected), rejected["reason"]))
     assert len(in_parquet) > len(catalogue({"txn_id": "x"})) - 1   # the catalogue and some fuzz, not nothing

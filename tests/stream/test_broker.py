@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from streamkit import read_topic
 
 from runner.errors import RunnerError
 from runner.stream.kafka_clients import ensure_topics, list_topics
@@ -27,15 +28,9 @@ def _produce(bootstrap: str, topic: str, values: list[bytes]) -> None:
 
 
 def test_produce_consume_round_trip(broker, topic):
-    from kafka import KafkaConsumer
-
     ensure_topics({"bootstrap.servers": broker.bootstrap}, {topic: 1})
     _produce(broker.bootstrap, topic, [b"hello", b"fraud"])
-    consumer = KafkaConsumer(topic, bootstrap_servers=broker.bootstrap, auto_offset_reset="earliest",
-                             consumer_timeout_ms=10000)
-    got = [m.value for m in consumer]
-    consumer.close()
-    assert got == [b"hello", b"fraud"]
+    assert [m.value for m in read_topic(broker.bootstrap, topic)] == [b"hello", b"fraud"]
 
 
 def test_ensure_topics_is_idempotent_and_keeps_partitions(broker, topic):

@@ -20,7 +20,7 @@ import threading
 from datetime import datetime, timezone
 
 import pandas as pd
-from streamkit import StreamProject
+from streamkit import StreamProject, read_topic
 
 from runner.stream import late_rows, outputs, storage
 from runner.tools import replay
@@ -44,13 +44,7 @@ def send(sp: StreamProject, rows: pd.DataFrame, prefix: str) -> None:
 
 def source_offsets(sp: StreamProject) -> dict[str, str]:
     """{txn_id: "partition:offset"} of every transaction sent: the header each scored row carries."""
-    from kafka import KafkaConsumer
-
-    consumer = KafkaConsumer(sp.topic, bootstrap_servers=sp.broker.bootstrap, auto_offset_reset="earliest",
-                             consumer_timeout_ms=5000, group_id=None)
-    out = {m.key.decode(): f"{m.partition}:{m.offset}" for m in consumer}
-    consumer.close()
-    return out
+    return {m.key.decode(): f"{m.partition}:{m.offset}" for m in read_topic(sp.broker.bootstrap, sp.topic)}
 
 
 def kpi_progress(sp: StreamProject) -> list[dict]:
