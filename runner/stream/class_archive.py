@@ -68,16 +68,17 @@ def _workload(spark, work: Path) -> None:
         finally:
             cached.unpersist()
 
-    stream = (spark.readStream.format("rate").option("rowsPerSecond", 200).load()
-              .withWatermark("timestamp", "2 seconds").dropDuplicates(["value", "timestamp"])
-              .groupBy(F.window("timestamp", "1 second")).agg(F.count("*").alias("n")))
-    query = (stream.writeStream.outputMode("append").foreachBatch(write).trigger(processingTime="1 second")
+    # three files, a batch each (available-now: the query ends by itself, nothing is interrupted)
+    for n in range(3):
+        (work / "in").mkdir(exist_ok=True)
+        (work / "in" / f"{n}.json").write_text("".join(
+            f'{{"id": {i}, "ts": "2026-01-01T00:{n:02d}:{i % 60:02d}Z"}}\n' for i in range(100)))
+    stream = (spark.readStream.schema("id LONG, ts TIMESTAMP").option("maxFilesPerTrigger", 1).json(str(work / "in"))
+              .withWatermark("ts", "2 seconds").dropDuplicates(["id", "ts"])
+              .groupBy(F.window("ts", "10 seconds")).agg(F.count("*").alias("n")))
+    query = (stream.writeStream.outputMode("append").foreachBatch(write).trigger(availableNow=True)
              .option("checkpointLocation", str(work / "checkpoint")).start())
-    deadline = time.monotonic() + 60
-    try:
-        while time.monotonic() < deadline and sum(p["numInputRows"] > 0 for p in query.recentProgress) < 3:
-            time.sleep(0.2)
-    finally:
+    if not query.awaitTermination(EXIT_TIMEOUT_S):
         query.stop()
 
 
@@ -92,7 +93,8 @@ def build(dest: Path) -> None:
     options = f"{DEFAULT_CONF['spark.driver.extraJavaOptions']} -XX:ArchiveClassesAtExit={partial} {QUIET}"
     with tempfile.TemporaryDirectory(prefix="class-archive-") as work:
         spark = build_session("local[4]", app_name="class-archive", log_level="ERROR",
-                              conf={"spark.driver.extraJavaOptions": options})
+                              conf={"spark.driver.extraJavaOptions": options,
+                                    "spark.ui.showConsoleProgress": "false"})
         jvm = spark.sparkContext._gateway.proc   # spark-submit execs the driver JVM in this process
         try:
             _workload(spark, Path(work))
@@ -106,15 +108,18 @@ def build(dest: Path) -> None:
 
 
 def main(argv: list[str]) -> int:
+    from runner.stream import spark_log
+
     dest = Path(argv[0]) if argv else ARCHIVE
     started = time.monotonic()
+    spark_log.configure("class-archive", lambda: dest.parent)   # Spark's lines in <dest folder>/logs/
     try:
         build(dest)
     except Exception as e:   # setup goes on: the archive only makes drivers start faster
         print(f"note: no class-data archive ({type(e).__name__}: {e}); drivers start without it", file=sys.stderr)
         return 1
     print(f"class-data archive: {dest} ({dest.stat().st_size / 2**20:.0f} MB, "
-          f"{time.monotonic() - started:.0f} s to make)")
+          f"{time.monotonic() - started:.0f} s to make; Spark's log in {dest.parent / 'logs'})")
     return 0
 
 
