@@ -2,8 +2,8 @@
 setup`, instead of at every start of a driver.
 
 A driver JVM loads some 20,000 classes from Spark's jars before it plans a query, parsing and
-verifying each; that is most of the 7 s a session took to start here, and of the 12 s `runner
-plan` took. HotSpot's class data sharing maps them from one file instead: a JVM started with
+verifying each; that was about half of the 7 s a bare session took to start here, and 3 of the
+10 s `runner plan` took. HotSpot's class data sharing maps them from one file instead: a JVM started with
 -XX:ArchiveClassesAtExit writes the classes it loaded when it exits (a dynamic archive, JEP 350),
 and every driver started after with -XX:SharedArchiveFile reads them from it (README "Benchmarks").
 
@@ -56,7 +56,7 @@ def _workload(spark, work: Path) -> None:
         F.count("*").alias("n"), F.count_if(F.col("Amount") > 100).alias("big"))
     per_window.write.mode("overwrite").parquet(str(work / "batch"))
     spark.read.parquet(str(work / "batch")).collect()
-    # Kafka's source and sink classes (nothing connects until a query runs)
+    # Kafka's source classes (nothing connects until a query runs)
     spark.readStream.format("kafka").option("kafka.bootstrap.servers", "127.0.0.1:9").option(
         "subscribe", "t").load().selectExpr("CAST(value AS STRING)", "partition", "offset").schema
 
@@ -96,13 +96,18 @@ def build(dest: Path) -> None:
                               conf={"spark.driver.extraJavaOptions": options,
                                     "spark.ui.showConsoleProgress": "false"})
         jvm = spark.sparkContext._gateway.proc   # spark-submit execs the driver JVM in this process
+        ran = False
         try:
             _workload(spark, Path(work))
+            ran = True
         finally:
             spark.stop()
             jvm.stdin.close()                    # the gateway exits at end of input, writing the archive
             jvm.wait(timeout=EXIT_TIMEOUT_S)
+            if not ran:                          # what the JVM wrote is not the workload's archive
+                partial.unlink(missing_ok=True)
     if jvm.returncode != 0 or not partial.is_file():
+        partial.unlink(missing_ok=True)
         raise RuntimeError(f"the driver JVM exited with code {jvm.returncode} and wrote no archive")
     partial.replace(dest)
 
