@@ -41,14 +41,23 @@ def broker(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def lr_model(spark, tmp_path_factory) -> Path:
-    """A logistic-regression model trained once per test session on synthetic rows (seed 7, unlike
+def lr_model(spark, tmp_path_factory, worker_id) -> Path:
+    """A logistic-regression model trained once per test run on synthetic rows (seed 7, unlike
     the replayed data), for every test that needs a real model (stream, HDFS, cluster, docs); each
-    compares its outputs with this same model's batch scores, so one model serves them all."""
+    compares its outputs with this same model's batch scores, so one model serves them all. Under
+    pytest-xdist the first worker to ask trains it in the run's shared temp folder while the other
+    waits on a file lock, then reads the same model (read-only: no test writes into it)."""
+    import fcntl
+
     from runner.tools.train import load_synthetic, train
 
-    out = tmp_path_factory.mktemp("models")
-    train(spark, load_synthetic(20000, seed=7), kind="lr", out_dir=out, name="fraud_lr")
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if worker_id != "master" else base   # pytest-N/, shared by this run's workers
+    out = shared / "lr-model"
+    with open(shared / "lr-model.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (out / "fraud_lr" / "model_card.json").exists():
+            train(spark, load_synthetic(20000, seed=7), kind="lr", out_dir=out, name="fraud_lr")
     return out / "fraud_lr"
 
 
