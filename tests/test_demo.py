@@ -139,3 +139,22 @@ def test_settled_once_the_kpis_ran_the_batch_without_rows_that_read_to_the_topic
     kpi.append({"rows": 0, "waits_for_watermark": True, "read_to": ends})            # the batch that moves the watermark on
     assert demo.settled({"kpi": kpi, "alerts": alerts}, since, ends)
     assert demo.settled({"kpi": kpi[:1]}, since - 61, ends)                 # bounded: SETTLE_MAX_S
+
+
+def test_settled_without_a_closing_batch_when_the_last_rows_do_not_move_the_watermark():
+    """Spark runs the batch without rows only when the watermark moves on: when the last rows'
+    latest event time minus the delay is not past the watermark their batch used, none comes, the
+    windows are written, and the demo must not wait out SETTLE_MAX_S (a CI run's demo test did)."""
+    from runner.tools.demo import Demo
+
+    ends = {"scored_events": {"0": 874, "1": 1126}}
+    last = {"rows": 6, "waits_for_watermark": True, "read_to": ends,
+            "watermark": "2026-11-30T09:34:19.000Z", "max_event_time": "2026-11-30T09:36:19.000Z"}
+    kpi = [{"rows": 1994, "waits_for_watermark": True, "read_to": {"scored_events": {"0": 870, "1": 1124}},
+            "watermark": "2026-11-30T09:30:00.000Z", "max_event_time": "2026-11-30T09:36:19.000Z"}, last]
+    demo = Demo.__new__(Demo)
+    since = time.monotonic()
+    assert demo.settled({"kpi": kpi}, since, ends, delay_s=120.0)           # 09:36:19 - 2 min is not past 09:34:19
+    assert not demo.settled({"kpi": kpi}, since, ends, delay_s=None)        # delay not known: wait for a batch
+    assert not demo.settled({"kpi": kpi}, since, ends, delay_s=60.0)        # moves on: a closing batch is coming
+    assert not demo.settled({"kpi": kpi[:1]}, since, ends, delay_s=120.0)   # the rows before did not read to the ends

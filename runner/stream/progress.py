@@ -42,7 +42,10 @@ def _summary(progress: dict) -> dict:
     from runner.stream.apply import summarize
 
     waits = any(op.get("operatorName") not in PASS_ROWS_ON for op in progress.get("stateOperators") or [])
-    return {**summarize(progress), "waits_for_watermark": waits, "read_to": read_to(progress)}
+    event_time = progress.get("eventTime") or {}
+    return {**summarize(progress), "waits_for_watermark": waits, "read_to": read_to(progress),
+            # the watermark this batch used and the latest event time it read (ISO text; None when absent)
+            "watermark": event_time.get("watermark"), "max_event_time": event_time.get("max")}
 
 
 class ProgressTail:

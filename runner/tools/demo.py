@@ -32,8 +32,10 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
+from runner.compile.vartypes import duration_seconds
 from runner.errors import RunnerError
 from runner.stream import run_status
+from runner.stream.progress import parse_time
 from runner.tools import demo_view, processes
 from runner.tools.demo_runs import new_run_dir, pick_port, write_demo_project
 from runner.tools.kafka_local import tail
@@ -104,6 +106,17 @@ def micro_batch_queries(project, manifest) -> set[str]:
     realtime = {p.checkpoint.name for p in plans
                 if (p.spec.sink.get("trigger") or manifest.model(p.spec.model).config.trigger) == "realtime"}
     return {p.checkpoint.name for p in plans} - realtime
+
+
+def watermark_delay_s(manifest) -> float | None:
+    """The shortest watermark delay of the models, in seconds (None: none, or not "N unit"). The
+    shortest: one longer than a query's own could take its last batch for final while one more is
+    coming; a shorter one at worst waits out SETTLE_MAX_S."""
+    try:
+        delays = [duration_seconds(str(m.config.watermark["delay"])) for m in manifest.models if m.config.watermark]
+    except (ValueError, KeyError):
+        return None
+    return min(delays) if delays else None
 
 
 class Demo:
@@ -288,24 +301,37 @@ class Demo:
         topics = {t for rows in batches.values() for b in rows for t in b.get("read_to", {})}
         return end_offsets(self.demo_project.target.kafka_options(), topics)
 
-    def settled(self, batches: dict[str, list[dict]], since: float, ends: dict[str, dict[str, int]] | None) -> bool:
+    def settled(self, batches: dict[str, list[dict]], since: float, ends: dict[str, dict[str, int]] | None,
+                delay_s: float | None = None) -> bool:
         """After catching up, each query that holds rows until the watermark passes them (the KPIs;
-        not the readers, whose repeat filter passes each row on) has run the batch without new data
-        that Spark runs to move the watermark on and write the windows it closes: a batch with no rows
-        that read its topics to their ends (`ends`, read once caught up, when nothing more is
-        written), after one with rows. It often ran before catching up was seen (within a second of
-        the last rows), so every batch counts; its first batch, over a still empty topic, has no
-        rows either but did not read to the ends. Bounded by SETTLE_MAX_S (also when Kafka did not
-        say where the ends are)."""
+        not the readers, whose repeat filter passes each row on) has written the windows its input
+        closes. Its last batch with rows read its topics to their ends (`ends`, read once caught up,
+        when nothing more is written); then either
+        - its watermark moved on, and Spark ran one more batch without rows to write the windows
+          that closes: that batch, with no rows, read to the ends after one with rows. It often ran
+          before catching up was seen (within a second of the last rows), so every batch counts;
+          the query's first batch, over a still empty topic, has no rows either but did not read to
+          the ends;
+        - or it did not (its latest event time minus the watermark delay `delay_s` is not past the
+          watermark that batch used: Spark's rule), so no batch follows and the windows are written.
+        Bounded by SETTLE_MAX_S (also when Kafka did not say where the ends are)."""
         if time.monotonic() - since >= SETTLE_MAX_S:
             return True
         if ends is None:
             return False
 
+        def at_ends(b: dict) -> bool:
+            return bool(b.get("read_to")) and all(ends.get(topic) == parts for topic, parts in b["read_to"].items())
+
+        def moves_watermark(b: dict) -> bool:
+            watermark, latest = parse_time(b.get("watermark")), parse_time(b.get("max_event_time"))
+            if delay_s is None or watermark is None or latest is None:
+                return True   # not known: wait for the batch that would follow
+            return (latest - watermark).total_seconds() > delay_s
+
         def closed(rows: list[dict]) -> bool:
-            return any(b["rows"] == 0 and b.get("read_to") and
-                       all(ends.get(topic) == parts for topic, parts in b["read_to"].items()) and
-                       any(earlier["rows"] for earlier in rows[:i])
+            return any(at_ends(b) and (any(earlier["rows"] for earlier in rows[:i]) if b["rows"] == 0
+                                       else not moves_watermark(b))
                        for i, b in enumerate(rows))
 
         return all(closed(rows) for rows in batches.values() if any(b.get("waits_for_watermark") for b in rows))
@@ -322,6 +348,7 @@ class Demo:
         manifest = compile_project(self.demo_project, write=False)
         self.manifest = manifest  # the sinks as apply started them, whatever happens to sql/ meanwhile
         self.waited_for = micro_batch_queries(self.demo_project, manifest)
+        delay_s = watermark_delay_s(manifest)
         feed = dashboard.Feed(self.demo_project, manifest)
         c = self.console
         phase = "starting Spark and the queries"
@@ -355,7 +382,7 @@ class Demo:
                             caught_up_at = time.monotonic()
                             ends = self.topic_ends(feed.progress.batches)
                             phase = "caught up; the KPIs write their last closed windows"
-                    if caught_up_at is not None and self.settled(feed.progress.batches, caught_up_at, ends):
+                    if caught_up_at is not None and self.settled(feed.progress.batches, caught_up_at, ends, delay_s):
                         self._mark("catch up", self.drain_started_at)
                         snap = feed.snapshot()
                         live.update(dashboard.render(snap, self.header("all records processed; stopping"), c.width))
