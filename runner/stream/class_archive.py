@@ -46,6 +46,8 @@ def _workload(spark, work: Path) -> None:
     """What a driver of this project does, briefly, so that what it loads is in the archive."""
     from pyspark.sql import functions as F
 
+    from runner.stream.sink_batches import collected
+
     rows = [(f'{{"txn_id": "t{i}", "event_time": "2026-01-01T00:00:{i % 60:02d}Z", "Amount": {i}.5}}',)
             for i in range(200)]
     parsed = (spark.createDataFrame(rows, "value STRING")
@@ -60,10 +62,10 @@ def _workload(spark, work: Path) -> None:
     spark.readStream.format("kafka").option("kafka.bootstrap.servers", "127.0.0.1:9").option(
         "subscribe", "t").load().selectExpr("CAST(value AS STRING)", "partition", "offset").schema
 
-    def write(batch_df, batch_id: int) -> None:
+    def write(batch_df, batch_id: int) -> None:   # as the KPI writer does (runner/stream/sink_batches.py)
         cached = batch_df.persist()
         try:
-            cached._jdf.coalesce(1).limit(11).collectAsList()
+            collected(cached, 10)
             cached.write.mode("overwrite").parquet(str(work / "stream" / f"batch={batch_id}"))
         finally:
             cached.unpersist()

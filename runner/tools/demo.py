@@ -330,9 +330,12 @@ class Demo:
             return (latest - watermark).total_seconds() > delay_s
 
         def closed(rows: list[dict]) -> bool:
-            return any(at_ends(b) and (any(earlier["rows"] for earlier in rows[:i]) if b["rows"] == 0
-                                       else not moves_watermark(b))
-                       for i, b in enumerate(rows))
+            had_rows = False
+            for b in rows:
+                if at_ends(b) and (had_rows if b["rows"] == 0 else not moves_watermark(b)):
+                    return True
+                had_rows = had_rows or b["rows"] > 0
+            return False
 
         return all(closed(rows) for rows in batches.values() if any(b.get("waits_for_watermark") for b in rows))
 
