@@ -3,9 +3,10 @@ setup`, instead of at every start of a driver.
 
 A driver JVM loads some 20,000 classes from Spark's jars before it plans a query, parsing and
 verifying each; that was about half of the 7 s a bare session took to start here, and 3 of the
-10 s `runner plan` took. HotSpot's class data sharing maps them from one file instead: a JVM started with
--XX:ArchiveClassesAtExit writes the classes it loaded when it exits (a dynamic archive, JEP 350),
-and every driver started after with -XX:SharedArchiveFile reads them from it (README "Benchmarks").
+10 s `runner plan` took. HotSpot's class data sharing maps them from one file instead: a JVM
+started with -XX:ArchiveClassesAtExit writes the classes it loaded when it exits (a dynamic
+archive, JEP 350), and every driver started after with -XX:SharedArchiveFile reads them from it
+(README "Benchmarks").
 
 `make setup` runs `python -m runner.stream.class_archive jvm/lib/cds/driver.jsa`: a session with
 the runner's own settings and a short workload like the pipeline's (JSON parsing, a windowed
