@@ -316,18 +316,26 @@ def plan_cmd(ctx, vars_, no_spark, fmt, detailed_exitcode):
 @click.option("--metrics-port", type=click.IntRange(1, 65535), default=None, metavar="PORT",
               help="Serve Prometheus metrics on http://<target's metrics_host, default 127.0.0.1>:PORT/metrics "
                    "while the streams run (README \"Metrics\").  [default: the target's metrics_port, else none]")
+@click.option("--warm-up", "warm_up", type=click.IntRange(min=0), default=0, show_default=True, metavar="BATCHES",
+              help="Before the first record, run the micro-batch queries BATCHES batches over scratch records "
+                   "(scratch folder, no topic or output touched) so the JVM has compiled what every batch runs; "
+                   "20 take ~30 s on 2 cores. Local master only (README \"Benchmarks\").")
 @pass_ctx
-def apply_cmd(ctx, vars_, available_now, timeout, resets, quiet, realtime, status_file, metrics_port):
+def apply_cmd(ctx, vars_, available_now, timeout, resets, quiet, realtime, status_file, metrics_port, warm_up):
     """Start the streams: Kafka sources, fraud_prob, the models' views in DAG order, and one
     streaming query per sink, each with its own checkpoint. Refuses INCOMPATIBLE changes
     unless --reset. Ctrl-C (or SIGTERM) stops every query cleanly and exits 0."""
+    if warm_up and available_now:
+        raise click.UsageError("--warm-up is for a running pipeline's first batches; --available-now drains "
+                               "a backlog in a few large batches, whose cost is per row: drop one of them")
     from runner.stream import run_status
 
     with run_status.reporting(status_file) as status:
-        _apply(ctx, vars_, available_now, timeout, resets, quiet, realtime, status, metrics_port)
+        _apply(ctx, vars_, available_now, timeout, resets, quiet, realtime, status, metrics_port, warm_up)
 
 
-def _apply(ctx, vars_, available_now, timeout, resets, quiet, realtime, status, metrics_port=None) -> None:
+def _apply(ctx, vars_, available_now, timeout, resets, quiet, realtime, status, metrics_port=None,
+           warm_up=0) -> None:
     import threading
 
     from runner.stream import apply as runtime
@@ -372,7 +380,8 @@ def _apply(ctx, vars_, available_now, timeout, resets, quiet, realtime, status, 
         try:
             result = runtime.run(spark, project, manifest, plans, available_now=available_now, timeout_s=timeout,
                                  stop_event=stop_event, on_batch=batch_seen, on_started=on_started, realtime=realtime,
-                                 on_late_rows=getattr(batch_seen, "late_rows", None))
+                                 on_late_rows=getattr(batch_seen, "late_rows", None), warm_up_batches=warm_up,
+                                 on_warm_up=lambda text: console.print(text, highlight=False))
         finally:
             spark.stop()   # drains Spark's listener bus while Python still answers its callbacks
     if result.error:
@@ -733,8 +742,10 @@ def docs_cmd(ctx, vars_, no_spark, out_dir):
               help="Stop everything and exit 1 if the demo has not finished by then.")
 @click.option("--report-dir", type=click.Path(file_okay=False), default=None,
               help="Where the report goes.  [default: output/report]")
+@click.option("--warm-up", "warm_up", default=None, type=click.IntRange(min=0), metavar="BATCHES",
+              help="`runner apply --warm-up BATCHES` before the replay; 0 for none.  [default: 20]")
 @pass_ctx
-def demo_cmd(ctx, rows, speedup, train_rows, data, port, timeout, report_dir):
+def demo_cmd(ctx, rows, speedup, train_rows, data, port, timeout, report_dir, warm_up):
     """Train, start a fresh local broker and the streams, replay rows at a speed-up with a live
     dashboard, stop everything once the replay is processed (or on Ctrl-C), print a summary and
     write the report. State goes to .runtime/demo/<time>/, never to your own runs' folders."""
@@ -743,7 +754,8 @@ def demo_cmd(ctx, rows, speedup, train_rows, data, port, timeout, report_dir):
     opts = demo.DemoOptions(rows=rows, speedup=speedup, train_rows=train_rows or demo.SYNTHETIC_TRAIN_ROWS,
                             port=port, timeout_s=timeout,
                             report_dir=Path(report_dir) if report_dir else None,
-                            data=Path(data) if data else None)
+                            data=Path(data) if data else None,
+                            warm_up=demo.WARM_UP_BATCHES if warm_up is None else warm_up)
     result = demo.run(ctx.project, opts, console)
     if result.error:
         raise RunnerError(result.error, hint=f"logs in {result.run_dir}")

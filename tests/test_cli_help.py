@@ -48,6 +48,7 @@ def test_help_explains_every_option_with_its_default(path, cmd):
 @pytest.mark.parametrize("args,expected", [
     (["apply", "--no-such-option"], "error: runner apply: No such option '--no-such-option'"),
     (["apply", "--timeout", "-3"], "error: runner apply: Invalid value for '--timeout'"),
+    (["apply", "--available-now", "--warm-up", "5"], "error: runner apply: --warm-up is for a running pipeline"),
     (["demo", "--rows", "ten"], "error: runner demo: Invalid value for '--rows'"),
     (["frobnicate"], "error: runner: No such command 'frobnicate'"),
     (["train", "--model", "svm"], "error: runner train: Invalid value for '--model'"),

@@ -51,7 +51,8 @@ def test_demo_end_to_end(project_copy, tmp_path, runner_cmd):
     report_dir = tmp_path / "report"
     t0 = time.monotonic()
     r = subprocess.run([*runner_cmd, "--project", str(project_copy), "demo", "--rows", "2000", "--speedup", "80",
-                        "--port", str(free_port()), "--timeout", "420", "--report-dir", str(report_dir)],
+                        "--port", str(free_port()), "--timeout", "420", "--report-dir", str(report_dir),
+                        "--warm-up", "2"],
                        capture_output=True, text=True, timeout=480, env={**os.environ, "COLUMNS": "160"})
     seconds = time.monotonic() - t0
     run = only_run(project_copy)
@@ -67,6 +68,8 @@ def test_demo_end_to_end(project_copy, tmp_path, runner_cmd):
     assert left_over(run) == []
     # apply reported its states through its status file; it ended as the demo stopped it
     assert json.loads((run / "apply.status.json").read_text())["state"] == "stopped"
+    # apply warmed its readers up over scratch records first (runner/stream/warm_up.py)
+    assert "warm-up: done in" in (run / "apply.log").read_text(errors="replace")
 
     # the streams processed every replayed row: the KPI query read one scored event per transaction,
     # and each Parquet sink's query read exactly the rows its folder holds

@@ -265,12 +265,11 @@ def routed_columns(raw, schema, keep: tuple[str, ...] = ()):
               .select("r.*", "_routed_minute", "_source_offset", *keep)
 
 
-def _routed_frame(spark, kafka_options: dict, topic: str, schema, starting: str):
-    """A routed model's rows back from its topic, as a stream (routed_columns)."""
-    raw = (spark.readStream.format("kafka").options(**sources.micro_batch_read_options(kafka_options))
-           .option("subscribe", topic).option("startingOffsets", starting)
-           .option("failOnDataLoss", "false").option("includeHeaders", "true").load())
-    return routed_columns(raw, schema)
+def _topic_stream(spark, kafka_options: dict, topic: str, starting: str):
+    """A routed topic's Kafka records, headers included, as a stream."""
+    return (spark.readStream.format("kafka").options(**sources.micro_batch_read_options(kafka_options))
+            .option("subscribe", topic).option("startingOffsets", starting)
+            .option("failOnDataLoss", "false").option("includeHeaders", "true").load())
 
 
 def starting_offsets(project, manifest, plans: list[QueryPlan]) -> dict[str, str]:
@@ -293,9 +292,12 @@ def start_queries(spark, project, manifest, plans: list[QueryPlan], *, available
                   extra_source_options: dict | None = None, realtime: bool = True,
                   kinds: tuple[str, ...] = (topology.ROUTE, topology.MIRROR, topology.STATEFUL),
                   starting: dict[str, str] | None = None, progress_log: "ProgressLog | None" = None,
-                  on_late_rows: Callable[[str, int], None] | None = None) -> list:
+                  on_late_rows: Callable[[str, int], None] | None = None,
+                  read_topic: Callable[[str], object] | None = None) -> list:
     """Register sources, fraud_prob and views, then start the queries of the given kinds. A stateful
-    query with late_rows gets its writer (late_rows.py) as `q.late_rows`, fed by `progress_log`."""
+    query with late_rows gets its writer (late_rows.py) as `q.late_rows`, fed by `progress_log`.
+    `read_topic(topic)`, when given, is the stream of Kafka-shaped records a reader reads instead of
+    the topic (the warm-up's scratch files, runner/stream/warm_up.py)."""
     import udfs
 
     sources.register_streaming(spark, project, used_sources(manifest), extra_options=extra_source_options,
@@ -336,7 +338,8 @@ def start_queries(spark, project, manifest, plans: list[QueryPlan], *, available
             continue
         for ref, topic in query.reads.items():
             model = manifest.model(ref)
-            df = _routed_frame(spark, kafka_options, topic, frames[ref].schema, starting[topic])
+            raw = read_topic(topic) if read_topic else _topic_stream(spark, kafka_options, topic, starting[topic])
+            df = routed_columns(raw, frames[ref].schema)
             wm = model.config.watermark
             # Repeats of a routed record are dropped on its source offset; the watermark bounds that
             # state (and, for the KPIs, leaves late events out of the windows).
@@ -488,11 +491,20 @@ def run(spark, project, manifest, plans: list[QueryPlan], *, available_now: bool
         timeout_s: float | None = None, stop_event: threading.Event | None = None,
         on_batch: Callable[[dict], None] | None = None, on_started: Callable[[list], None] | None = None,
         extra_source_options: dict | None = None, realtime: bool = True,
-        on_late_rows: Callable[[str, int], None] | None = None) -> RunResult:
+        on_late_rows: Callable[[str, int], None] | None = None, warm_up_batches: int = 0,
+        on_warm_up: Callable[[str], None] | None = None) -> RunResult:
     """Start every planned query, wait, stop them all. Call `preflight` first.
     `realtime=False` runs Real-time Mode sinks as back-to-back micro-batches instead.
-    `on_late_rows(query, rows)` is told each batch of late rows a stateful query's writer commits."""
+    `on_late_rows(query, rows)` is told each batch of late rows a stateful query's writer commits.
+    `warm_up_batches`: first run the micro-batch queries that many batches over scratch records
+    (runner/stream/warm_up.py; not with available_now), telling `on_warm_up` each step."""
     stop_event = stop_event or threading.Event()
+    if warm_up_batches and not available_now:
+        from runner.stream import warm_up
+        warm_up.run(spark, project, manifest, plans, batches=warm_up_batches, stop_event=stop_event,
+                    on_step=on_warm_up)
+        if stop_event.is_set():
+            return RunResult(0, "signal")
     progress = ProgressLog(project.runtime_dir / "progress", on_batch)
     progress.attach(spark)
     queries = []

@@ -14,7 +14,7 @@ PropagateWatermarkSimulator.getInputWatermarkForLateEvents):
   the event-time column, in microseconds); a NULL event time is never late.
 
 The first stateful operator on the rows' path is the de-duplication on the source offset
-(apply._routed_frame), which filters late rows one by one before any aggregation; so its
+(apply.start_queries), which filters late rows one by one before any aggregation; so its
 numRowsDroppedByWatermark is this same count, and a late repeat of a source offset is late too.
 (`spark.sql.streaming.statefulOperator.allowMultiple=false`, Spark's compatibility mode, filters
 with batch N's own watermark instead; the runner leaves it at its default, true.)

@@ -80,4 +80,6 @@ def start(df: DataFrame, spec: SinkSpec, *, checkpoint: str, output_mode: str, t
         writer = writer.format("console").option("truncate", "false").option("numRows", 50)
     elif kind == "memory":
         writer = writer.format("memory")
+    elif kind == "noop":   # the warm-up's stand-in for a sink outside its scratch folder
+        writer = writer.format("noop")
     return writer.start()

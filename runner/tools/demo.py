@@ -47,7 +47,11 @@ DEFAULT_REPLAY_S = 90.0       # the automatic speed-up replays the rows in about
 # 320,000 rows (about the real file's 284,807) leave 100+ (tests/model/test_demo_training_size.py).
 SYNTHETIC_TRAIN_ROWS = 320_000
 TRAIN_SEED = 7                # the synthetic training rows differ from the replayed ones (seed 42)
-START_TIMEOUT_S = 240.0       # apply: Spark up and every query started
+START_TIMEOUT_S = 240.0       # apply: Spark up, the warm-up run and every query started
+# Batches of the micro-batch queries over scratch records before the first row (`runner apply
+# --warm-up`, runner/stream/warm_up.py): ~30 s on 2 cores, and the demo's batches from its first
+# rows on take what they took a minute later without it; 40 did no better (README "Benchmarks").
+WARM_UP_BATCHES = 20
 STOP_TIMEOUT_S = 90.0
 SETTLE_MAX_S = 60.0           # caught up: how long to wait at most for the KPIs' closing batch
 ROUTE_QUIET_S = 20.0          # the route query's topics not growing this long: drained (caught_up)
@@ -63,6 +67,7 @@ class DemoOptions:
     refresh_s: float = 1.0
     report_dir: Path | None = None       # default: output/report in the project
     data: Path | None = None             # default: data/creditcard.csv if it exists
+    warm_up: int = WARM_UP_BATCHES       # apply --warm-up; 0: none
 
 
 @dataclass
@@ -225,7 +230,8 @@ class Demo:
         # apply says "started", or its error, in this file (runner/stream/run_status.py); its log
         # is for people.
         self.apply_status = self.run_dir / "apply.status.json"
-        self.apply_proc = self._spawn(["apply", "--quiet", "--status-file", str(self.apply_status)], self.apply_log)
+        self.apply_proc = self._spawn(["apply", "--quiet", "--status-file", str(self.apply_status),
+                                       "--warm-up", str(self.opts.warm_up)], self.apply_log)
         self.apply_started_at = time.monotonic()
 
     def apply_started(self) -> bool:
@@ -354,7 +360,7 @@ class Demo:
         delay_s = watermark_delay_s(manifest)
         feed = dashboard.Feed(self.demo_project, manifest)
         c = self.console
-        phase = "starting Spark and the queries"
+        phase = "starting Spark and the queries" + (", warming them up first" if self.opts.warm_up else "")
         snap = feed.snapshot()
         last_check = 0.0
         caught_up_at, ends = None, None
@@ -368,7 +374,7 @@ class Demo:
                     raise RunnerError(f"the replay failed: {self.replay_error}")
                 if self.replay_thread is None:
                     if self.apply_started():
-                        self._mark("start Spark", self.apply_started_at)
+                        self._mark("start Spark" + (" + warm-up" if self.opts.warm_up else ""), self.apply_started_at)
                         self.start_replay()
                         phase = "replaying"
                     elif time.monotonic() - self.apply_started_at > START_TIMEOUT_S:
