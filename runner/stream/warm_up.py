@@ -109,9 +109,9 @@ def write_topics(spark, project, manifest, topics: set[str], batches: int, scrat
     """The route query's records for `topics`, computed as a batch over `transactions`, written as
     one Parquet file per batch under scratch/topics/<n>/ (oldest first by modification time, the
     order a file stream reads them in). Returns {topic: folder}."""
-    import udfs
     from pyspark.sql import functions as F
 
+    import udfs
     from runner.stream import apply
 
     route = topology.route_plan(manifest)
