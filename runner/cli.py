@@ -316,7 +316,7 @@ def plan_cmd(ctx, vars_, no_spark, fmt, detailed_exitcode):
 @click.option("--metrics-port", type=click.IntRange(1, 65535), default=None, metavar="PORT",
               help="Serve Prometheus metrics on http://<target's metrics_host, default 127.0.0.1>:PORT/metrics "
                    "while the streams run (README \"Metrics\").  [default: the target's metrics_port, else none]")
-@click.option("--warm-up", "warm_up", type=click.IntRange(min=0), default=0, show_default=True, metavar="BATCHES",
+@click.option("--warm-up", "warm_up", type=click.IntRange(0, 100), default=0, show_default=True, metavar="BATCHES",
               help="Before the first record, run the micro-batch queries BATCHES batches over scratch records "
                    "(scratch folder, no topic or output touched) so the JVM has compiled what every batch runs; "
                    "20 take ~30 s on 2 cores. Local master only (README \"Benchmarks\").")
@@ -742,7 +742,7 @@ def docs_cmd(ctx, vars_, no_spark, out_dir):
               help="Stop everything and exit 1 if the demo has not finished by then.")
 @click.option("--report-dir", type=click.Path(file_okay=False), default=None,
               help="Where the report goes.  [default: output/report]")
-@click.option("--warm-up", "warm_up", default=None, type=click.IntRange(min=0), metavar="BATCHES",
+@click.option("--warm-up", "warm_up", default=None, type=click.IntRange(0, 100), metavar="BATCHES",
               help="`runner apply --warm-up BATCHES` before the replay; 0 for none.  [default: 20]")
 @pass_ctx
 def demo_cmd(ctx, rows, speedup, train_rows, data, port, timeout, report_dir, warm_up):

@@ -44,6 +44,11 @@ MALFORMED_EVERY = 50          # every 50th scratch record is not JSON (the rejec
 OUTLIER_SHARE, OUTLIER_SCALE = 0.03, 8.0   # records whose numbers are 8x wider: the alerts' path
 NOOP_KINDS = ("kafka", "console")   # sinks that would leave the scratch folder: Spark's noop instead
 TIMEOUT_S = 600.0
+NO_WARM_UP = "run without --warm-up; the queries do not need it to be correct"
+MAX_BATCHES = 100   # Spark keeps the last 100 progress updates of a query, which the count reads
+# What Spark's Kafka source gives with includeHeaders, the shape the readers' frames start from
+KAFKA_RECORDS = StructType([*sources.KAFKA_COLUMNS.fields, StructField("headers", ArrayType(StructType([
+    StructField("key", StringType()), StructField("value", BinaryType())])))])
 
 
 def scratch_plans(project, manifest, plans: list, scratch: Path) -> tuple[object, list]:
@@ -151,6 +156,8 @@ def run(spark, project, manifest, plans: list, *, batches: int,
     records, then stop. Returns {query: batches run}. `on_step(text)` is told what it does."""
     from runner.stream import apply
 
+    if not 0 < batches <= MAX_BATCHES:
+        raise RunnerError(f"--warm-up takes 1 to {MAX_BATCHES} batches, not {batches}")
     if not project.target.master.startswith("local"):
         raise RunnerError("--warm-up runs on a local master only (its scratch files are on the driver's disk)",
                           where=str(project.file), hint=f"target '{project.target.name}' has master "
@@ -178,17 +185,15 @@ def run(spark, project, manifest, plans: list, *, batches: int,
                                       starting={t: "earliest" for t in topics}, read_topic=read_topic)
         result = apply.wait(queries, available_now=True, timeout_s=TIMEOUT_S, stop_event=stop_event)
         if result.error:
-            raise RunnerError(f"the warm-up failed: {result.error}",
-                              hint="run without --warm-up; the queries do not need it to be correct")
+            raise RunnerError(f"the warm-up failed: {result.error}", hint=NO_WARM_UP)
         ran = {q.name: [p for p in q.recentProgress if p["numInputRows"]] for q in queries}
         say(f"warm-up: done in {time.monotonic() - t0:.0f} s: " + ", ".join(
             f"{name} {len(b)} batches, {sum(p['numInputRows'] for p in b):,} rows" for name, b in sorted(ran.items())))
         return {name: len(b) for name, b in ran.items()}
+    except RunnerError:
+        raise
+    except Exception as e:   # Spark's errors on the scratch records: say it was the warm-up
+        raise RunnerError(f"the warm-up failed: {apply.error_summary(e)}", hint=NO_WARM_UP) from e
     finally:
         apply.stop_all(queries)
         shutil.rmtree(scratch, ignore_errors=True)
-
-
-# What Spark's Kafka source gives with includeHeaders, the shape the readers' frames start from
-KAFKA_RECORDS = StructType([*sources.KAFKA_COLUMNS.fields, StructField("headers", ArrayType(StructType([
-    StructField("key", StringType()), StructField("value", BinaryType())])))])
