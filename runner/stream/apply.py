@@ -252,13 +252,20 @@ def _groups(plans: list[QueryPlan]) -> dict[str, list[QueryPlan]]:
     return groups
 
 
+def source_offset():
+    """A routed record's `source_offset` header ("partition:offset" of its transaction), as a string."""
+    from pyspark.sql import functions as F
+
+    return F.filter("headers", lambda h: h["key"] == OFFSET_HEADER)[0]["value"].cast("string")
+
+
 def routed_columns(raw, schema, keep: tuple[str, ...] = ()):
     """A routed model's rows from its topic's Kafka records (a stream, or a batch read of an offset
     range): its columns, plus the minute they were routed (`_routed_minute`) and the source offset
     (`_source_offset`) they came from, to drop repeats on; and the Kafka columns in `keep`."""
     from pyspark.sql import functions as F
 
-    header = F.filter("headers", lambda h: h["key"] == OFFSET_HEADER)[0]["value"].cast("string")
+    header = source_offset()
     row = F.from_json(F.col("value").cast("string"), schema, {"timestampFormat": TIMESTAMP_FORMAT})
     routed = F.date_trunc("minute", F.col("timestamp"))
     return raw.select(row.alias("r"), routed.alias("_routed_minute"), header.alias("_source_offset"), *keep) \

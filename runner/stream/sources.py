@@ -1,7 +1,7 @@
 """Kafka sources as temp views: `source('kafka', name)` reads `src__kafka__<name>`."""
 from __future__ import annotations
 
-from pyspark.sql.types import BinaryType, IntegerType, LongType, StringType, StructField, StructType, TimestampType
+from pyspark.sql.types import ArrayType, BinaryType, IntegerType, LongType, StringType, StructField, StructType, TimestampType
 
 # The columns Spark's Kafka source gives every record.
 KAFKA_COLUMNS = StructType([
@@ -13,6 +13,9 @@ KAFKA_COLUMNS = StructType([
     StructField("timestamp", TimestampType()),
     StructField("timestampType", IntegerType()),
 ])
+# ... and with includeHeaders (the readers of the route query's topics: its source_offset header)
+KAFKA_COLUMNS_WITH_HEADERS = StructType([*KAFKA_COLUMNS.fields, StructField("headers", ArrayType(StructType([
+    StructField("key", StringType()), StructField("value", BinaryType())])))])
 
 
 # A micro-batch query's Kafka read task waited ~450 ms of every batch, not computing (22 ms of CPU

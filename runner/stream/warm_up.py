@@ -32,9 +32,6 @@ import time
 import zlib
 from pathlib import Path
 
-from pyspark.sql.types import ArrayType, BinaryType, StringType, StructField, StructType
-
-from runner.compile.routes import OFFSET_HEADER
 from runner.errors import RunnerError
 from runner.stream import sinks, sources, topology
 
@@ -46,9 +43,6 @@ NOOP_KINDS = ("kafka", "console")   # sinks that would leave the scratch folder:
 TIMEOUT_S = 600.0
 NO_WARM_UP = "run without --warm-up; the queries do not need it to be correct"
 MAX_BATCHES = 100   # Spark keeps the last 100 progress updates of a query, which the count reads
-# What Spark's Kafka source gives with includeHeaders, the shape the readers' frames start from
-KAFKA_RECORDS = StructType([*sources.KAFKA_COLUMNS.fields, StructField("headers", ArrayType(StructType([
-    StructField("key", StringType()), StructField("value", BinaryType())])))])
 
 
 def scratch_plans(project, manifest, plans: list, scratch: Path) -> tuple[object, list]:
@@ -68,6 +62,13 @@ def scratch_plans(project, manifest, plans: list, scratch: Path) -> tuple[object
             p = dataclasses.replace(p, spec=dataclasses.replace(p.spec, sink={**p.spec.sink, "kind": "noop"}))
         out.append(p)
     return warm, out
+
+
+def _arrival(record_id, rows: int):
+    """A scratch record's Kafka timestamp: now, plus a second per batch of `rows` records."""
+    from pyspark.sql import functions as F
+
+    return F.timestamp_seconds(F.unix_seconds(F.current_timestamp()) + record_id / rows)
 
 
 def transactions(spark, source, batches: int, rows: int = ROWS_PER_BATCH):
@@ -105,7 +106,7 @@ def transactions(spark, source, batches: int, rows: int = ROWS_PER_BATCH):
         F.lit(source.topic).alias("topic"),
         (F.col("id") % 2).cast("int").alias("partition"),
         (F.col("id") / 2).cast("long").alias("offset"),
-        F.timestamp_seconds(F.unix_seconds(F.current_timestamp()) + F.col("id") / rows).alias("timestamp"),
+        _arrival(F.col("id"), rows).alias("timestamp"),
         F.lit(0).alias("timestampType"))
 
 
@@ -126,27 +127,26 @@ def write_topics(spark, project, manifest, topics: set[str], batches: int, scrat
             sources.view_name(kind, name))
     udfs.register(spark, project.model_path, next(iter(project.sources.values())).schema)
     apply.create_views(spark, manifest)
-    header = F.filter("headers", lambda h: h["key"] == OFFSET_HEADER)[0]["value"].cast("string")
+    header = apply.source_offset()
     partition, offset = F.split(header, ":")[0].cast("long"), F.split(header, ":")[1].cast("long")
-    routed = spark.sql(route.sql).withColumn("_id", offset * 2 + partition)
-    folders = {}
-    for n, topic in enumerate(sorted(topics)):
-        staged, folder = scratch / "staged" / str(n), scratch / "topics" / str(n)
-        (routed.where(F.col("topic") == topic)
-         .select(F.col("key").cast("binary").alias("key"), F.col("value").cast("binary").alias("value"),
-                 "topic", F.lit(0).alias("partition"), F.col("_id").alias("offset"),
-                 F.timestamp_seconds(F.unix_seconds(F.current_timestamp()) + F.col("_id") / rows).alias("timestamp"),
-                 F.lit(0).alias("timestampType"), "headers",
-                 (F.col("_id") / rows).cast("long").alias("batch"))
-         .coalesce(1).write.partitionBy("batch").parquet(str(staged)))
+    record_id = offset * 2 + partition   # as `transactions` numbered them
+    staged = scratch / "staged"
+    # one job for every topic: a folder per (topic, batch), one file in each
+    (spark.sql(route.sql).where(F.col("topic").isin(*topics))
+     .select(F.col("key").cast("binary").alias("key"), F.col("value").cast("binary").alias("value"),
+             "topic", F.lit(0).alias("partition"), record_id.alias("offset"),
+             _arrival(record_id, rows).alias("timestamp"), F.lit(0).alias("timestampType"), "headers",
+             (record_id / rows).cast("long").alias("batch"), F.col("topic").alias("t"))
+     .coalesce(1).write.partitionBy("t", "batch").parquet(str(staged)))
+    folders = {topic: scratch / "topics" / str(n) for n, topic in enumerate(sorted(topics))}
+    now = time.time()
+    for topic, folder in folders.items():
         folder.mkdir(parents=True)
-        now = time.time()
-        for part in staged.glob("batch=*/*.parquet"):
+        for part in (staged / f"t={topic}").glob("batch=*/*.parquet"):
             b = int(part.parent.name.split("=", 1)[1])
             flat = folder / f"batch-{b:06d}.parquet"
             part.rename(flat)
             os.utime(flat, (now - batches + b, now - batches + b))
-        folders[topic] = folder
     return folders
 
 
@@ -176,7 +176,7 @@ def run(spark, project, manifest, plans: list, *, batches: int,
         folders = write_topics(spark, project, manifest, topics, batches, scratch)
 
         def read_topic(topic: str):
-            return (spark.readStream.schema(KAFKA_RECORDS)
+            return (spark.readStream.schema(sources.KAFKA_COLUMNS_WITH_HEADERS)
                     .option("maxFilesPerTrigger", 1).parquet(str(folders[topic])))
 
         say(f"warm-up: {len({p.group for p in warm_plans})} queries, {batches} batches each")
